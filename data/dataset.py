@@ -1,0 +1,277 @@
+"""Build the train/validation/test data set from labelled JSONL posts.
+
+Raw JSONL files are immutable inputs; everything here is derived and rebuilt by `smista data build`.
+The split is deterministic (fixed seed, posts ordered by id first, so file order does not matter)
+and stratified by one field (intent by default) with largest-remainder allocation, so every label
+of that field lands in each split in proportion.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from data.jsonl import LineError, PostFileError, read_posts, write_posts
+from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
+from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT, Taxonomy, load_taxonomy
+
+SEED_DATA_DIR = REPO_ROOT / "data" / "seed"
+SPLITS = ("train", "validation", "test")
+
+
+class DatasetBuildError(ValueError):
+    """The inputs cannot make a valid data set; the message says which post or setting and why."""
+
+
+@dataclass
+class BuildConfig:
+    """Settings of `smista data build`. Every field has a CLI flag of the same name."""
+
+    inputs: list[str] = field(
+        default_factory=lambda: [str(SEED_DATA_DIR / "*.jsonl")],
+        metadata={"help": "JSONL files or glob patterns of labelled posts."},
+    )
+    output_dir: str = field(
+        default=str(REPO_ROOT / "build" / "dataset"),
+        metadata={"help": "Where the DatasetDict, the split JSONL files and the manifest go."},
+    )
+    taxonomy: str = field(default=str(DEFAULT_TAXONOMY_PATH), metadata={"help": "Taxonomy YAML file."})
+    test_fraction: float = field(default=0.2, metadata={"help": "Share of posts in the test split."})
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Share of posts in the validation split."}
+    )
+    seed: int = field(default=13, metadata={"help": "Seed of the split shuffle."})
+    stratify_by: str = field(default="intent", metadata={"help": "Single-label field to stratify on."})
+    max_text_chars: int = field(
+        default=DEFAULT_MAX_TEXT_CHARS, metadata={"help": "Longest accepted post text."}
+    )
+
+    def check(self, taxonomy: Taxonomy) -> None:
+        for name in ("test_fraction", "validation_fraction"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise DatasetBuildError(f"{name} must be between 0 and 1 (exclusive), got {value}")
+        if self.test_fraction + self.validation_fraction >= 1:
+            raise DatasetBuildError(
+                "test_fraction + validation_fraction must leave posts for training, got "
+                f"{self.test_fraction} + {self.validation_fraction}"
+            )
+        spec = taxonomy.field(self.stratify_by)
+        if spec.is_multi_label:
+            raise DatasetBuildError(f"stratify_by={self.stratify_by!r} is multi-label; pick a single-label field")
+
+
+@dataclass
+class BuildResult:
+    output_dir: Path
+    splits: dict[str, list[Post]]
+    data_hash: str
+    taxonomy_version: str
+    counts: dict[str, dict[str, dict[str, int]]]  # split -> field -> label -> count
+
+
+def expand_inputs(patterns: Iterable[str]) -> list[Path]:
+    """Expand globs; a pattern that matches nothing is an error, not an empty data set."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise DatasetBuildError(f"input pattern {pattern!r} matches no file")
+            paths.extend(Path(match) for match in matches)
+        elif Path(pattern).is_file():
+            paths.append(Path(pattern))
+        else:
+            raise DatasetBuildError(f"input file {pattern!r} not found")
+    return paths
+
+
+def load_labelled_posts(paths: Sequence[Path], validator: PostValidator) -> list[Post]:
+    """Read every file strictly and require a complete set of gold labels on every post."""
+    posts: list[Post] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        for post in read_posts(path, validator, on_error="raise").posts:
+            if post.id in seen:
+                raise DatasetBuildError(f"post id {post.id!r} appears in both {seen[post.id]} and {path}")
+            seen[post.id] = path
+            missing = [name for name in validator.taxonomy.fields if name not in (post.labels or {})]
+            if missing:
+                raise PostFileError(
+                    [LineError(path, _line_of(path, post.id), f"labels: missing gold label(s) for {', '.join(missing)}")]
+                )
+            posts.append(post)
+    if not posts:
+        raise DatasetBuildError("no labelled posts in the inputs")
+    return posts
+
+
+def _line_of(path: Path, post_id: str) -> int:
+    needle = json.dumps(post_id, ensure_ascii=False)
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if f'"id": {needle}' in line or f'"id":{needle}' in line:
+                return number
+    return 0
+
+
+def allocate(group_sizes: dict[str, int], total: int) -> dict[str, int]:
+    """Share `total` items among groups in proportion to their sizes (largest remainder).
+
+    Each group gets the floor or the ceiling of its exact quota; ties go to the group name
+    that sorts first, so the result is deterministic.
+    """
+    population = sum(group_sizes.values())
+    total = min(total, population)
+    if total == 0:
+        return {name: 0 for name in group_sizes}
+    quotas = {name: size * total / population for name, size in group_sizes.items()}
+    shares = {name: math.floor(quota) for name, quota in quotas.items()}
+    leftover = total - sum(shares.values())
+    by_remainder = sorted(quotas, key=lambda name: (-(quotas[name] - shares[name]), name))
+    for name in by_remainder[:leftover]:
+        shares[name] += 1
+    return shares
+
+
+def stratified_split(
+    posts: Sequence[Post], field_name: str, test_fraction: float, validation_fraction: float, seed: int
+) -> dict[str, list[Post]]:
+    """Split posts into train/validation/test, stratified by one single-label field."""
+    groups: dict[str, list[Post]] = {}
+    for post in sorted(posts, key=lambda p: p.id):
+        groups.setdefault(str(post.labels[field_name]), []).append(post)  # type: ignore[index]
+    rng = random.Random(seed)
+    for name in sorted(groups):
+        rng.shuffle(groups[name])
+    sizes = {name: len(members) for name, members in groups.items()}
+    # ceil: "test is at least 20%" must hold after rounding too.
+    test_shares = allocate(sizes, math.ceil(len(posts) * test_fraction))
+    remaining = {name: sizes[name] - test_shares[name] for name in sizes}
+    validation_shares = allocate(remaining, math.ceil(len(posts) * validation_fraction))
+    splits: dict[str, list[Post]] = {split: [] for split in SPLITS}
+    for name in sorted(groups):
+        members = groups[name]
+        n_test, n_validation = test_shares[name], validation_shares[name]
+        splits["test"].extend(members[:n_test])
+        splits["validation"].extend(members[n_test : n_test + n_validation])
+        splits["train"].extend(members[n_test + n_validation :])
+    for split in SPLITS:
+        splits[split].sort(key=lambda p: p.id)
+    return splits
+
+
+def label_counts(posts: Iterable[Post], taxonomy: Taxonomy) -> dict[str, dict[str, int]]:
+    """field -> label -> count, every taxonomy label listed (zeros included)."""
+    counters = {name: Counter() for name in taxonomy.fields}
+    for post in posts:
+        for name, spec in taxonomy.fields.items():
+            value = (post.labels or {}).get(name)
+            values = value if spec.is_multi_label else [value]
+            counters[name].update(v for v in values if v is not None)
+    return {name: {label: counters[name][label] for label in spec.label_ids} for name, spec in taxonomy.fields.items()}
+
+
+def data_hash(posts: Iterable[Post]) -> str:
+    """Content hash of a set of posts, independent of order: the data set version MLflow records."""
+    digest = hashlib.sha256()
+    for line in sorted(json.dumps(p.to_json_dict(), sort_keys=True, ensure_ascii=False) for p in posts):
+        digest.update(line.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def dataset_features(taxonomy: Taxonomy):
+    """datasets.Features with a ClassLabel per single-label field and Sequence(ClassLabel) per multi."""
+    from datasets import ClassLabel, Features, Sequence, Value
+
+    columns = {
+        "id": Value("string"),
+        "text": Value("string"),
+        "channel": Value("string"),
+        "language": Value("string"),
+        "sector": Value("string"),
+    }
+    for name, spec in taxonomy.fields.items():
+        label = ClassLabel(names=spec.label_ids)
+        columns[name] = Sequence(label) if spec.is_multi_label else label
+    return Features(columns)
+
+
+def to_dataset_dict(splits: dict[str, list[Post]], taxonomy: Taxonomy):
+    from datasets import Dataset, DatasetDict
+
+    features = dataset_features(taxonomy)
+    return DatasetDict(
+        {split: Dataset.from_list([_row(post, taxonomy) for post in posts], features=features) for split, posts in splits.items()}
+    )
+
+
+def _row(post: Post, taxonomy: Taxonomy) -> dict:
+    row = {"id": post.id, "text": post.text, "channel": post.channel, "language": post.language, "sector": post.sector}
+    for name in taxonomy.fields:
+        row[name] = post.labels[name]  # type: ignore[index]
+    return row
+
+
+def disable_progress_bars() -> None:
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+
+
+def build_dataset(config: BuildConfig) -> BuildResult:
+    """Validate the inputs, split them, and write the DatasetDict, split JSONL files and a manifest."""
+    taxonomy = load_taxonomy(config.taxonomy)
+    config.check(taxonomy)
+    validator = PostValidator(taxonomy, max_text_chars=config.max_text_chars)
+    posts = load_labelled_posts(expand_inputs(config.inputs), validator)
+    splits = stratified_split(posts, config.stratify_by, config.test_fraction, config.validation_fraction, config.seed)
+    for split in SPLITS:
+        if not splits[split]:
+            raise DatasetBuildError(f"split {split!r} is empty: {len(posts)} posts are too few for these fractions")
+
+    output_dir = Path(config.output_dir)
+    disable_progress_bars()  # a bar per split of a 1,000-post save is noise
+    output_dir.mkdir(parents=True, exist_ok=True)
+    to_dataset_dict(splits, taxonomy).save_to_disk(str(output_dir / "hf"))
+    for split, members in splits.items():
+        write_posts(output_dir / f"{split}.jsonl", members)
+    counts = {split: label_counts(members, taxonomy) for split, members in splits.items()}
+    result = BuildResult(
+        output_dir=output_dir,
+        splits=splits,
+        data_hash=data_hash(posts),
+        taxonomy_version=taxonomy.version,
+        counts=counts,
+    )
+    manifest = {
+        "data_hash": result.data_hash,
+        "taxonomy_version": taxonomy.version,
+        "config": asdict(config),
+        "sizes": {split: len(members) for split, members in splits.items()},
+        "split_hashes": {split: data_hash(members) for split, members in splits.items()},
+        "counts": counts,
+    }
+    (output_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
+def format_counts(counts: dict[str, dict[str, dict[str, int]]]) -> str:
+    """A plain-text table: one row per field/label, one column per split, plus the total."""
+    splits = list(counts)
+    header = f"{'field':<16}{'label':<22}" + "".join(f"{s:>12}" for s in splits) + f"{'total':>8}"
+    lines = [header, "-" * len(header)]
+    first = counts[splits[0]]
+    for field_name, labels in first.items():
+        for label in labels:
+            values = [counts[s][field_name][label] for s in splits]
+            lines.append(f"{field_name:<16}{label:<22}" + "".join(f"{v:>12}" for v in values) + f"{sum(values):>8}")
+    return "\n".join(lines)

@@ -1,0 +1,29 @@
+"""Turn validation errors into messages that name the bad field and say what is wrong."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+def field_path(location: tuple[int | str, ...]) -> str:
+    """('labels', 'intent') -> 'labels.intent'; list positions are shown as [i]."""
+    parts: list[str] = []
+    for part in location:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: '<field path>: <message>'."""
+    lines = []
+    for item in error.errors(include_url=False):
+        message = item["msg"]
+        # pydantic prefixes messages from our own validators with "Value error, ".
+        message = message.removeprefix("Value error, ")
+        path = field_path(item["loc"])
+        # Whole-record checks (no location) already name their field in the message.
+        lines.append(f"  {path}: {message}" if path else f"  {message}")
+    return "\n".join(lines)

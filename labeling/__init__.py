@@ -1,0 +1,1 @@
+"""Labeling: Label Studio projects from the taxonomy, import, pre-annotation, export."""

@@ -1,0 +1,1 @@
+"""Serving: the BentoML classifier and router services, routing rules and the feedback store."""

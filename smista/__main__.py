@@ -1,0 +1,3 @@
+from smista.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Training: the multi-head model, its training, evaluation, registry and the predictor."""

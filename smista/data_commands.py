@@ -1,0 +1,55 @@
+"""`smista data ...`: validate post files and build the split data set."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from data.dataset import BuildConfig
+from data.schema import DEFAULT_MAX_TEXT_CHARS
+from data.taxonomy import DEFAULT_TAXONOMY_PATH
+from smista.arguments import add_dataclass_arguments, dataclass_from_args
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from data.dataset import build_dataset, format_counts
+
+    result = build_dataset(dataclass_from_args(BuildConfig, args))
+    sizes = ", ".join(f"{split} {len(posts)}" for split, posts in result.splits.items())
+    print(f"Data set {result.data_hash} (taxonomy v{result.taxonomy_version}): {sizes}")
+    print(f"Written to {result.output_dir}")
+    print()
+    print(format_counts(result.counts))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from data.jsonl import read_posts
+    from data.schema import PostValidator
+    from data.taxonomy import load_taxonomy
+
+    validator = PostValidator(load_taxonomy(args.taxonomy), max_text_chars=args.max_text_chars)
+    failed = False
+    for path in args.files:
+        report = read_posts(path, validator, on_error="skip" if args.keep_going else "raise")
+        for error in report.errors:
+            print(error, file=sys.stderr)
+        failed = failed or bool(report.errors)
+        print(f"{path}: {len(report.posts)} valid posts, {len(report.errors)} bad lines")
+    return 1 if failed else 0
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    data = groups.add_parser("data", help="Validate posts and build the train/validation/test data set.")
+    commands = data.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    build = commands.add_parser("build", help="Build the stratified split data set and print label counts.")
+    add_dataclass_arguments(build, BuildConfig)
+    build.set_defaults(handler=cmd_build)
+
+    validate = commands.add_parser("validate", help="Check JSONL files of posts against the schema and taxonomy.")
+    validate.add_argument("files", nargs="+", help="JSONL files of posts.")
+    validate.add_argument("--taxonomy", default=str(DEFAULT_TAXONOMY_PATH), help="Taxonomy YAML file.")
+    validate.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, help="Longest accepted text.")
+    validate.add_argument("--keep-going", action="store_true", help="Report every bad line instead of stopping at the first.")
+    validate.set_defaults(handler=cmd_validate)

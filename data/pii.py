@@ -36,7 +36,7 @@ _CODICE_FISCALE = re.compile(
 )
 # Italian phone numbers: mobile 3xx, landline 0x, optional +39/0039, spaces, dots or dashes inside.
 _PHONE = re.compile(
-    r"(?<![\w+])(?:(?:\+|00)39[ .-]?)?(?:3\d{2}(?:[ .-]?\d){6,7}|0\d{1,3}(?:[ .-]?\d){4,8})(?!\d)"
+    r"(?<![\w+])(?:(?:\+|00)39[ .-]?)?(?:3\d{2}(?:[ .-]?\d){6,7}|0[1-9]\d{0,2}(?:[ .-]?\d){4,8})(?!\d)"
 )
 _HANDLE = re.compile(r"(?<![\w@.])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?")
 

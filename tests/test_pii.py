@@ -29,6 +29,7 @@ def test_italian_formats_are_redacted(text, expected):
     "text",
     [
         "Ordine n. 12345 del 12/06/2025, lotto L2514",
+        "Codice utenza 00451288, area codes never start with 00",
         "costa 19,90 euro al mese per 24 mesi",
         "la fibra a 1000 mega, 2.5 Gbps",
         "carta 4111 1111 1111 1112 (Luhn sbagliato: non è una carta)",

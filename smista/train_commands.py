@@ -1,0 +1,44 @@
+"""`smista train`: train one model (transformer or TF-IDF baseline) from a recipe."""
+
+from __future__ import annotations
+
+import argparse
+
+from training.errors import USER_ERRORS  # noqa: F401  (read by smista.cli)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.recipe import load_recipe
+    from training.train import train
+
+    overrides = list(args.set)
+    if args.tracking_uri:
+        overrides.append(f"tracking.tracking_uri={args.tracking_uri}")
+    if args.no_register:
+        overrides.append("tracking.register_model=false")
+    result = train(load_recipe(args.recipe, overrides))
+    if result is not None:  # None on the non-main processes of a DDP run
+        version = f", registered version {result.registered_version}" if result.registered_version else ""
+        print(f"Done: run {result.run_id}{version}; model in {result.model_dir}")
+    return 0
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    command = groups.add_parser(
+        "train",
+        help="Train a model from a recipe, evaluate it, log it to MLflow and register it.",
+        description="Train a model from a recipe (configs/train/*.yaml): the data set is loaded (or built), "
+        "the model trained, its multi-label thresholds tuned on validation, evaluated on validation and test, "
+        "logged to MLflow and registered. Runs unchanged under `torchrun --nproc_per_node N -m smista train ...`.",
+    )
+    command.add_argument("--recipe", required=True, help="Recipe YAML, e.g. configs/train/default.yaml or configs/train/baseline.yaml.")
+    command.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a recipe field, dotted, value read as YAML; repeatable. E.g. --set transformer.learning_rate=3e-5",
+    )
+    command.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: recipe, $MLFLOW_TRACKING_URI, sqlite:///mlruns/mlflow.db).")
+    command.add_argument("--no-register", action="store_true", help="Log the run but do not add a registry version.")
+    command.set_defaults(handler=cmd_train)

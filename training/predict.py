@@ -1,0 +1,204 @@
+"""The one place for inference: load a trained model (transformer or TF-IDF baseline) from a
+directory or an MLflow URI and predict every head for a batch of texts.
+
+Serving, labeling (pre-annotation) and evaluation all go through `Predictor`, so they can never
+disagree about how probabilities become labels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.errors import ModelLoadError
+
+MLFLOW_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
+# Name of the model directory inside the logged MLflow model (see training/tracking.py).
+MLFLOW_ARTIFACT_KEY = "smista_model"
+BASELINE_FILE = "baseline.json"
+
+
+
+@dataclass(frozen=True)
+class HeadPrediction:
+    labels: list[str]                # single-label head: exactly one id; multi-label: ids over threshold, may be empty
+    probabilities: dict[str, float]  # every label id of the head -> probability
+    confidence: float                # single: top probability; multi: the least certain per-label decision
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """How one head turns probabilities into labels."""
+
+    name: str
+    labels: list[str]
+    multi_label: bool
+    thresholds: list[float] | None = None  # multi-label heads only, one per label
+
+    @classmethod
+    def from_config(cls, name: str, spec: dict) -> HeadSpec:
+        thresholds = None
+        if spec["multi_label"]:
+            tuned = spec.get("thresholds") or {}
+            missing = [label for label in spec["labels"] if label not in tuned]
+            if missing:
+                raise ModelLoadError(f"head {name!r} has no decision threshold for {missing}: the model was saved before tuning")
+            thresholds = [float(tuned[label]) for label in spec["labels"]]
+        return cls(name=name, labels=list(spec["labels"]), multi_label=bool(spec["multi_label"]), thresholds=thresholds)
+
+    def decide(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(decisions, confidence) for [posts, labels] probabilities.
+
+        Single-label: decisions are the argmax indices, confidence the top probability.
+        Multi-label: decisions are 0/1 per label (probability >= threshold); each decision is
+        right with probability p (yes) or 1 - p (no), and the post's confidence is the least
+        certain of its decisions.
+        """
+        if not self.multi_label:
+            return probabilities.argmax(axis=1), probabilities.max(axis=1)
+        decisions = probabilities >= np.asarray(self.thresholds)[None, :]
+        certainty = np.where(decisions, probabilities, 1.0 - probabilities)
+        return decisions.astype(int), certainty.min(axis=1)
+
+
+class TransformerBackend:
+    """Runs a SmistaMultiHeadModel: length-sorted batches, each padded to its own longest post."""
+
+    def __init__(self, model, tokenizer, max_length: int):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def probabilities(self, texts: Sequence[str], batch_size: int) -> dict[str, np.ndarray]:
+        import torch
+
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        # Sorting by length keeps padding small; results are put back in input order below.
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        config = self.model.config
+        result = {name: np.zeros((len(texts), len(config.heads[name]["labels"])), dtype=np.float32) for name in config.field_names}
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                indices = order[start : start + batch_size]
+                batch = self.tokenizer.pad([{"input_ids": encoded[i]} for i in indices], return_tensors="pt")
+                batch = {key: value.to(device) for key, value in batch.items()}
+                probabilities = self.model.probabilities(self.model(**batch))
+                for name, values in probabilities.items():
+                    result[name][indices] = values.float().cpu().numpy()
+        return result
+
+
+class BaselineBackend:
+    """Runs the TF-IDF baseline (training/baseline.py)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def probabilities(self, texts: Sequence[str], batch_size: int) -> dict[str, np.ndarray]:
+        # One sparse matrix product per head; batching buys nothing here.
+        return self.model.predict_proba(list(texts))
+
+
+class Predictor:
+    model_version: str               # registry version, run id or directory name
+    taxonomy_version: str
+    field_names: list[str]
+
+    def __init__(self, backend, heads: dict[str, HeadSpec], model_version: str, taxonomy_version: str, kind: str):
+        self.backend = backend
+        self.heads = heads
+        self.field_names = list(heads)
+        self.model_version = model_version
+        self.taxonomy_version = taxonomy_version
+        self.kind = kind  # "transformer" or "tfidf_baseline"
+
+    @classmethod
+    def load(cls, source: str, tracking_uri: str | None = None) -> Predictor:
+        """Load from a local model directory, or an MLflow URI ("models:/smista-classifier@champion",
+        "models:/smista-classifier/3", "runs:/<run_id>/model").
+
+        model_version is "<registered name>/<version>" for a models:/ URI (an alias is resolved to
+        its version), the run id for runs:/, the directory name for a local directory.
+        """
+        if source.startswith(MLFLOW_URI_PREFIXES):
+            from training.tracking import download_model
+
+            model_dir, version = download_model(source, tracking_uri)
+            return cls.from_directory(model_dir, model_version=version)
+        path = Path(source)
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"model {source!r}: no such directory, and not an MLflow URI (models:/name@alias, models:/name/N, runs:/id/model)"
+            )
+        return cls.from_directory(path, model_version=path.resolve().name)
+
+    @classmethod
+    def from_directory(cls, model_dir: str | Path, model_version: str) -> Predictor:
+        model_dir = Path(model_dir)
+        if (model_dir / BASELINE_FILE).is_file():
+            from training.baseline import BaselineModel
+
+            model = BaselineModel.load(model_dir)
+            heads = {name: HeadSpec.from_config(name, spec) for name, spec in model.heads.items()}
+            return cls(BaselineBackend(model), heads, model_version, model.taxonomy_version, "tfidf_baseline")
+        if (model_dir / "config.json").is_file():
+            return cls.from_transformer_directory(model_dir, model_version)
+        raise ModelLoadError(
+            f"model directory {model_dir} holds neither a transformer model (config.json) nor a baseline ({BASELINE_FILE})"
+        )
+
+    @classmethod
+    def from_transformer_directory(cls, model_dir: Path, model_version: str) -> Predictor:
+        from transformers import AutoTokenizer
+
+        from training.model import SmistaConfig, SmistaMultiHeadModel
+
+        config_data = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        if config_data.get("model_type") != SmistaConfig.model_type:
+            raise ModelLoadError(
+                f"{model_dir} holds a {config_data.get('model_type')!r} model, not a smista multi-head model"
+            )
+        model = SmistaMultiHeadModel.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        return cls.from_transformer(model, tokenizer, model_version)
+
+    @classmethod
+    def from_transformer(cls, model, tokenizer, model_version: str) -> Predictor:
+        """Wrap an in-memory model (e.g. right after training, to tune thresholds)."""
+        config = model.config
+        heads = {name: HeadSpec.from_config(name, config.heads[name]) for name in config.field_names}
+        backend = TransformerBackend(model, tokenizer, config.max_input_tokens)
+        return cls(backend, heads, model_version, str(config.taxonomy_version), "transformer")
+
+    def predict_probabilities(self, texts: Sequence[str], batch_size: int = 32) -> dict[str, np.ndarray]:
+        """field -> [posts, labels] probabilities, rows in input order."""
+        if isinstance(texts, str):
+            raise TypeError("predict takes a sequence of texts, not one string")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not texts:
+            return {name: np.zeros((0, len(head.labels)), dtype=np.float32) for name, head in self.heads.items()}
+        return self.backend.probabilities(texts, batch_size)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[dict[str, HeadPrediction]]:
+        """One {field: HeadPrediction} per text, in input order."""
+        probabilities = self.predict_probabilities(texts, batch_size)
+        results: list[dict[str, HeadPrediction]] = [{} for _ in range(len(texts))]
+        for name, head in self.heads.items():
+            decisions, confidence = head.decide(probabilities[name])
+            for row, result in enumerate(results):
+                if head.multi_label:
+                    labels = [label for label, chosen in zip(head.labels, decisions[row]) if chosen]
+                else:
+                    labels = [head.labels[decisions[row]]]
+                result[name] = HeadPrediction(
+                    labels=labels,
+                    probabilities={label: float(p) for label, p in zip(head.labels, probabilities[name][row])},
+                    confidence=float(confidence[row]),
+                )
+        return results

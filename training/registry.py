@@ -1,0 +1,238 @@
+"""The model registry: compare registered versions side by side, promote one to `champion`.
+
+Promotion is a decision with rules: the challenger must beat the current champion on the frozen
+test split by a margin on the primary metric, and no head may get worse beyond a tolerance. Both
+models are scored afresh on the same test file by the same evaluation code, so the comparison does
+not depend on what either run happened to log. Only aliases are used (registry stages are
+deprecated in MLflow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.errors import RegistryError
+from training.recipe import REGISTERED_MODEL_NAME
+
+CHAMPION_ALIAS = "champion"
+HEAD_METRICS = ("accuracy", "macro_f1")
+
+
+@dataclass
+class PromotionPolicy:
+    """When a challenger may replace the champion. Every field has a CLI flag of the same name."""
+
+    primary_metric: str = field(
+        default="intent_macro_f1",
+        metadata={"help": "Test metric that must improve, <field>_<accuracy|macro_f1>, e.g. intent_macro_f1."},
+    )
+    margin: float = field(
+        default=0.005, metadata={"help": "The challenger's primary metric must exceed the champion's by at least this."}
+    )
+    tolerance: float = field(
+        default=0.02, metadata={"help": "Largest drop of any head's macro-F1 accepted from the challenger."}
+    )
+
+    def check(self, field_names: list[str]) -> None:
+        known = [f"{name}_{metric_name}" for name in field_names for metric_name in HEAD_METRICS]
+        if self.primary_metric not in known:
+            raise RegistryError(f"primary_metric {self.primary_metric!r} is not one of: {', '.join(known)}")
+        if self.margin < 0 or self.tolerance < 0:
+            raise RegistryError(f"margin and tolerance must be >= 0, got {self.margin} and {self.tolerance}")
+
+
+@dataclass
+class PromotionDecision:
+    allowed: bool
+    reasons: list[str]                 # why it was refused, or what it improved
+    challenger: dict[str, float]       # test metrics of the challenger
+    champion: dict[str, float] | None  # of the champion; None on a first promotion
+
+
+def test_metrics(report) -> dict[str, float]:
+    """<field>_<metric> for every head of an EvaluationReport."""
+    return {f"{name}_{metric}": getattr(head, metric) for name, head in report.heads.items() for metric in HEAD_METRICS}
+
+
+def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | None, policy: PromotionPolicy) -> PromotionDecision:
+    """Pure rule: primary metric up by >= margin (and strictly up), no head's macro-F1 down by > tolerance."""
+    if champion is None:
+        return PromotionDecision(True, ["no current champion: first promotion"], challenger, None)
+    reasons: list[str] = []
+    allowed = True
+    key = policy.primary_metric
+    gain = challenger[key] - champion[key]
+    if gain <= 0 or gain < policy.margin:
+        allowed = False
+        reasons.append(
+            f"{key} {challenger[key]:.4f} vs champion {champion[key]:.4f}: {gain:+.4f}, "
+            f"needs at least +{policy.margin:.4f}"
+        )
+    else:
+        reasons.append(f"{key} {challenger[key]:.4f} vs champion {champion[key]:.4f}: {gain:+.4f} (margin {policy.margin:.4f})")
+    for metric in sorted(k for k in challenger if k.endswith("_macro_f1")):
+        if metric not in champion:
+            continue
+        drop = champion[metric] - challenger[metric]
+        if drop > policy.tolerance:
+            allowed = False
+            head = metric.removesuffix("_macro_f1")
+            reasons.append(
+                f"head {head} regresses: macro-F1 {challenger[metric]:.4f} vs champion {champion[metric]:.4f} "
+                f"({-drop:+.4f}, tolerance {policy.tolerance:.4f})"
+            )
+    return PromotionDecision(allowed, reasons, challenger, champion)
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def champion_version(name: str = REGISTERED_MODEL_NAME, alias: str = CHAMPION_ALIAS) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def latest_version(name: str = REGISTERED_MODEL_NAME) -> str:
+    versions = _client().search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise RegistryError(f"no registered versions of {name!r}: train a model first (smista train)")
+    return str(max(int(v.version) for v in versions))
+
+
+def promote(
+    version: str | None,
+    test_file: str | Path,
+    policy: PromotionPolicy,
+    name: str = REGISTERED_MODEL_NAME,
+    alias: str = CHAMPION_ALIAS,
+    taxonomy_path: str | Path | None = None,
+    tracking_uri: str | None = None,
+) -> PromotionDecision:
+    """Score challenger (default: latest version) and champion on `test_file`; move the alias if the policy allows."""
+    from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
+    from training.evaluate import check_taxonomy_matches, evaluate_posts, read_labelled_posts
+    from training.predict import Predictor
+    from training.tracking import use_tracking_uri
+
+    tracking_uri = use_tracking_uri(tracking_uri)
+    challenger_version = version or latest_version(name)
+    current = champion_version(name, alias)
+    if current == challenger_version:
+        raise RegistryError(f"version {challenger_version} of {name} already holds the alias {alias!r}")
+    taxonomy = load_taxonomy(taxonomy_path or DEFAULT_TAXONOMY_PATH)
+    posts = read_labelled_posts(test_file, taxonomy)
+    challenger = Predictor.load(f"models:/{name}/{challenger_version}", tracking_uri=tracking_uri)
+    check_taxonomy_matches(challenger, taxonomy)
+    policy.check(challenger.field_names)
+    challenger_metrics = test_metrics(evaluate_posts(challenger, posts, f"test ({test_file})"))
+    champion_metrics = None
+    if current is not None:
+        champion = Predictor.load(f"models:/{name}/{current}", tracking_uri=tracking_uri)
+        check_taxonomy_matches(champion, taxonomy)
+        champion_metrics = test_metrics(evaluate_posts(champion, posts, f"test ({test_file})"))
+    decision = decide_promotion(challenger_metrics, champion_metrics, policy)
+    if decision.allowed:
+        client = _client()
+        client.set_registered_model_alias(name, alias, challenger_version)
+        client.set_model_version_tag(name, challenger_version, "promoted_over", current or "none")
+    return decision
+
+
+@dataclass
+class VersionSummary:
+    version: str
+    aliases: list[str]
+    run_id: str
+    kind: str
+    base_model: str
+    data_hash: str
+    metrics: dict[str, float]
+
+
+def summarize_versions(
+    versions: list[str] | None, name: str = REGISTERED_MODEL_NAME, limit: int = 6, tracking_uri: str | None = None
+) -> list[VersionSummary]:
+    """The given versions (default: the newest `limit`), with their runs' logged metrics and params."""
+    from training.tracking import use_tracking_uri
+
+    use_tracking_uri(tracking_uri)
+    client = _client()
+    registered = {str(v.version): v for v in client.search_model_versions(f"name = '{name}'")}
+    if not registered:
+        raise RegistryError(f"no registered versions of {name!r}: train a model first (smista train)")
+    if versions:
+        unknown = [v for v in versions if v not in registered]
+        if unknown:
+            raise RegistryError(f"{name} has no version(s) {unknown}; it has {', '.join(sorted(registered, key=int))}")
+        chosen = versions
+    else:
+        chosen = sorted(registered, key=int)[-limit:]
+    summaries = []
+    for number in chosen:
+        model_version = client.get_model_version(name, number)
+        run = client.get_run(model_version.run_id)
+        params = run.data.params
+        base_model = params.get("transformer.base_model", "None")
+        if base_model == "None":
+            base_model = "from scratch" if "transformer.from_scratch.vocab_size" in params else "tf-idf"
+        summaries.append(
+            VersionSummary(
+                version=number,
+                aliases=list(model_version.aliases),
+                run_id=run.info.run_id,
+                kind=params.get("kind", "?"),
+                base_model=base_model,
+                data_hash=params.get("data_hash", "?"),
+                metrics=dict(run.data.metrics),
+            )
+        )
+    return summaries
+
+
+def format_comparison(summaries: list[VersionSummary], field_names: list[str]) -> str:
+    """Rows are metrics, columns are versions: read across to compare."""
+    columns = [f"v{s.version}" + (f" @{','.join(s.aliases)}" if s.aliases else "") for s in summaries]
+    width = max(16, *(len(c) + 2 for c in columns), *(len(s.kind) + 2 for s in summaries))
+    rows: list[tuple[str, list[str]]] = [
+        ("kind", [s.kind for s in summaries]),
+        ("base model", [_shorten(s.base_model, width - 2) for s in summaries]),
+        ("run", [s.run_id[:8] for s in summaries]),
+        ("data set", [s.data_hash[:12] for s in summaries]),
+    ]
+
+    def metric_row(label: str, key: str, fmt: str) -> tuple[str, list[str]]:
+        return label, [format(s.metrics[key], fmt) if key in s.metrics else "-" for s in summaries]
+
+    for name in field_names:
+        rows.append(metric_row(f"{name} macro-F1", f"test_{name}_macro_f1", ".3f"))
+    for name in field_names:
+        rows.append(metric_row(f"{name} ECE", f"test_{name}_ece", ".3f"))
+    for name in field_names:
+        rows.append(metric_row(f"{name} cov@90%", f"test_{name}_coverage_at_90", ".3f"))
+    rows.append(metric_row("train time (s)", "train_seconds", ".0f"))
+    rows.append(metric_row("model size (MB)", "model_size_mb", ".1f"))
+    rows.append(metric_row("speed (posts/s)", "inference_posts_per_second", ".0f"))
+    label_width = max(len(label) for label, _ in rows) + 2
+    lines = [" " * label_width + "".join(f"{c:>{width}}" for c in columns)]
+    lines.append("-" * len(lines[0]))
+    for label, values in rows:
+        lines.append(f"{label:<{label_width}}" + "".join(f"{v:>{width}}" for v in values))
+    lines.append(
+        "(test-split metrics as logged by each run: comparable across columns with the same data set; "
+        "cov@90% = share of posts automatable at 90% precision)"
+    )
+    return "\n".join(lines)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]

@@ -1,0 +1,328 @@
+"""Train one model from a recipe: `smista train --recipe configs/train/default.yaml`.
+
+`train` reads top to bottom: recipe checks, tracking server check, seed, data set, tokenizer and
+encoder, multi-head model, the stock `Trainer`, thresholds tuned on validation, save, evaluation on
+validation and test through the saved model, MLflow logging and registration. The TF-IDF baseline
+(`kind: tfidf_baseline`) goes through the same steps with its own fitting in between.
+
+Runs unchanged under `torchrun --nproc_per_node N` (DDP): every process trains, only the main one
+writes the data set, the model, and the MLflow run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.taxonomy import Taxonomy, load_taxonomy
+from training.encoders import resolve_base_model
+from training.errors import RecipeTaxonomyError
+from training.evaluate import EvaluationReport, evaluate_posts, write_report
+from training.predict import Predictor
+from training.recipe import TrainRecipe, resolve_tracking_uri
+from training.thresholds import tune_thresholds
+from training.tracking import check_tracking_server, log_results, log_training_data, tracked_run
+from training.training_data import TrainingData, prepare_training_data
+
+EVALUATED_SPLITS = ("validation", "test")
+
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    model_dir: Path
+    registered_version: str | None
+    reports: dict[str, EvaluationReport]
+    train_seconds: float
+
+
+def train(recipe: TrainRecipe) -> RunResult | None:
+    """Train, evaluate, save, log and register one model. Returns None on DDP processes other than
+    the main one."""
+    taxonomy = load_taxonomy(recipe.data.taxonomy)
+    check_recipe_heads(recipe, taxonomy)
+    tracking_uri = resolve_tracking_uri(recipe.tracking.tracking_uri)
+    # Every process checks, so that under DDP none of them waits for a main process that stopped.
+    check_tracking_server(tracking_uri)
+    if recipe.transformer is not None and recipe.transformer.base_model is not None:
+        resolve_base_model(recipe.transformer.base_model)  # a missing model fails here, before any work
+    if recipe.kind == "tfidf_baseline":
+        return train_baseline(recipe, taxonomy, tracking_uri)
+    return train_transformer(recipe, taxonomy, tracking_uri)
+
+
+def train_transformer(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -> RunResult | None:
+    from transformers import DataCollatorWithPadding, Trainer, set_seed
+
+    from training.encoders import extend_vocabulary, load_pretrained_encoder
+    from training.model import build_model, label_column
+    from training.predict import TransformerBackend
+    from training.progress import EpochSummary, MlflowLiveMetrics, per_head_macro_f1
+
+    settings = recipe.transformer
+    set_seed(recipe.seed)
+    args = training_arguments(recipe, taxonomy)  # also sets up DDP when launched by torchrun
+    is_main = args.process_index == 0
+    run_name = shared_run_name(recipe, args.world_size)
+    run_dir = Path(recipe.output_dir) / run_name
+    args.output_dir = str(run_dir / "checkpoints")
+
+    # The main process builds the data set and the scratch tokenizer first; the others load them.
+    with args.main_process_first(desc="data set"):
+        data = prepare_training_data(recipe.data, taxonomy, build=is_main)
+    with tracked_run(recipe, run_name, tracking_uri) if is_main else contextlib.nullcontext() as run:
+        if is_main:
+            log_training_data(data)
+        with args.main_process_first(desc="tokenizer"):
+            if settings.base_model is not None:
+                encoder, tokenizer = load_pretrained_encoder(settings.base_model)
+                if settings.extend_vocabulary:
+                    added = extend_vocabulary(encoder, tokenizer, data.texts("train"), settings.extend_vocabulary)
+                    if is_main:
+                        print(f"Vocabulary: added {len(added)} words of the training texts, e.g. {', '.join(added[:8])}", flush=True)
+            else:
+                encoder, tokenizer = scratch_encoder_shared(settings, data, run_dir)
+
+        def encode(batch: dict) -> dict:
+            encoded = tokenizer(batch["text"], truncation=True, max_length=settings.max_length)
+            for name, spec in taxonomy.fields.items():
+                if spec.is_multi_label:
+                    encoded[label_column(name)] = [multi_hot(ids, len(spec.label_ids)) for ids in batch[name]]
+                else:
+                    encoded[label_column(name)] = batch[name]
+            return encoded
+
+        # keep_in_memory: no cache files written into the data set folder (shared by DDP processes).
+        tokenized = data.dataset.map(
+            encode, batched=True, remove_columns=data.dataset["train"].column_names, keep_in_memory=True
+        )
+        weighting = {name: settings.class_weighting.get(name, settings.default_class_weighting) for name in taxonomy.fields}
+        model = build_model(
+            encoder,
+            taxonomy,
+            data.label_counts("train"),
+            len(data.dataset["train"]),
+            weighting,
+            settings.head_loss_weights,
+            settings.pooling,
+            settings.classifier_dropout,
+            settings.max_length,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=tokenized["train"],
+            eval_dataset=tokenized["validation"],
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=per_head_macro_f1(model.config),
+            callbacks=[EpochSummary(recipe.primary_head), MlflowLiveMetrics()],
+            # The Trainer builds the learning-rate schedule around this optimizer as usual.
+            optimizers=(adamw_with_head_learning_rate(model, settings), None),
+        )
+        if is_main:
+            print(
+                f"Training {recipe.name} on {args.world_size} process(es) ({args.device}), "
+                f"{len(tokenized['train'])} posts, batch {settings.per_device_train_batch_size} per process",
+                flush=True,
+            )
+        started = time.perf_counter()
+        trainer.train()
+        train_seconds = time.perf_counter() - started
+        if not trainer.is_world_process_zero():
+            return None
+        print(f"Trained in {train_seconds:.0f} s", flush=True)
+        model = trainer.model  # with select_best_epoch: the best epoch's weights
+        if (run_dir / "checkpoints").exists():
+            shutil.rmtree(run_dir / "checkpoints")  # intermediate; the model is saved below
+
+        validation = TransformerBackend(model, tokenizer, settings.max_length).probabilities(
+            data.texts("validation"), settings.per_device_eval_batch_size
+        )
+        set_thresholds(model.config.heads, validation, data.targets("validation"))
+        model_dir = run_dir / "model"
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        (model_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+        return evaluate_and_record(recipe, data, run, run_dir, model_dir, run_name, train_seconds)
+
+
+def train_baseline(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -> RunResult:
+    from training.baseline import fit_baseline
+    from training.model import head_specs
+
+    np.random.seed(recipe.seed)
+    run_name = shared_run_name(recipe, world_size=1)
+    run_dir = Path(recipe.output_dir) / run_name
+    data = prepare_training_data(recipe.data, taxonomy)
+    with tracked_run(recipe, run_name, tracking_uri) as run:
+        log_training_data(data)
+        started = time.perf_counter()
+        model = fit_baseline(
+            data.texts("train"), data.targets("train"), head_specs(taxonomy), recipe.baseline, taxonomy.version, recipe.seed
+        )
+        train_seconds = time.perf_counter() - started
+        print(f"Trained in {train_seconds:.1f} s", flush=True)
+        set_thresholds(model.heads, model.predict_proba(data.texts("validation")), data.targets("validation"))
+        model_dir = run_dir / "model"
+        model.save(model_dir)
+        (model_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+        return evaluate_and_record(recipe, data, run, run_dir, model_dir, run_name, train_seconds)
+
+
+def evaluate_and_record(
+    recipe: TrainRecipe,
+    data: TrainingData,
+    run,
+    run_dir: Path,
+    model_dir: Path,
+    run_name: str,
+    train_seconds: float,
+) -> RunResult:
+    """Evaluate the saved model (exactly what will be served) on validation and test, then log and register it."""
+    predictor = Predictor.from_directory(model_dir, model_version=run_name)
+    evaluation_dir = run_dir / "evaluation"
+    reports = {}
+    for split in EVALUATED_SPLITS:
+        report = evaluate_posts(predictor, data.posts(split), split)
+        # Plots for the test split only: validation numbers steer tuning, test numbers are reported.
+        write_report(report, evaluation_dir / split, plots=split == "test")
+        print(report.format_table(), flush=True)
+        reports[split] = report
+    version = log_results(recipe, reports, model_dir, evaluation_dir, train_seconds)
+    print(f"Model saved in {model_dir}", flush=True)
+    return RunResult(run.info.run_id, run_dir, model_dir, version, reports, train_seconds)
+
+
+def set_thresholds(heads: dict[str, dict], validation_probabilities: dict[str, np.ndarray], validation_targets: dict[str, np.ndarray]) -> None:
+    """Tune and store the decision thresholds of every multi-label head (in `heads`, in place)."""
+    for name, spec in heads.items():
+        if not spec["multi_label"]:
+            continue
+        tuned = tune_thresholds(validation_probabilities[name], validation_targets[name], spec["labels"])
+        spec["thresholds"] = tuned.thresholds
+        summary = ", ".join(f"{label} {value:.2f}" for label, value in tuned.thresholds.items())
+        print(f"Thresholds of {name} (tuned on validation): {summary}", flush=True)
+        if tuned.untuned:
+            print(f"  no validation post has {', '.join(tuned.untuned)}: kept at 0.5", flush=True)
+
+
+def check_recipe_heads(recipe: TrainRecipe, taxonomy: Taxonomy) -> None:
+    """Head names in the recipe must be taxonomy fields (a typo would silently do nothing)."""
+    named: dict[str, list[str]] = {"primary_head": [recipe.primary_head]}
+    settings = recipe.transformer or recipe.baseline
+    named["class_weighting"] = list(settings.class_weighting)
+    if recipe.transformer is not None:
+        named["head_loss_weights"] = list(recipe.transformer.head_loss_weights)
+    for field_name, heads in named.items():
+        unknown = [head for head in heads if head not in taxonomy.fields]
+        if unknown:
+            raise RecipeTaxonomyError(
+                f"recipe {field_name}: {unknown} not in taxonomy v{taxonomy.version} (fields: {', '.join(taxonomy.fields)})"
+            )
+    if taxonomy.field(recipe.primary_head).is_multi_label:
+        raise RecipeTaxonomyError(f"recipe primary_head: {recipe.primary_head!r} is multi-label; pick a single-label field")
+
+
+def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
+    import torch
+    from transformers import TrainingArguments
+
+    from training.model import label_column
+
+    settings = recipe.transformer
+    return TrainingArguments(
+        # Without use_cpu, accelerate does not set up multi-process (gloo) training on a machine
+        # without a GPU: every torchrun process would train alone and think it is the main one.
+        use_cpu=not torch.cuda.is_available(),
+        output_dir=str(Path(recipe.output_dir) / "checkpoints"),  # replaced by the run's own folder
+        num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        per_device_eval_batch_size=settings.per_device_eval_batch_size,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the total steps
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
+        eval_strategy="epoch",
+        save_strategy="epoch" if settings.select_best_epoch else "no",
+        save_only_model=True,
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient (the pooler is removed)
+        save_total_limit=1,
+        load_best_model_at_end=settings.select_best_epoch,
+        metric_for_best_model=f"{recipe.primary_head}_macro_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=settings.logging_steps,
+        label_names=[label_column(name) for name in taxonomy.fields],
+        report_to="none",  # MLflow logging is ours: one run with everything, from the main process only
+        disable_tqdm=False,
+        seed=recipe.seed,
+    )
+
+
+def adamw_with_head_learning_rate(model, settings):
+    """AdamW with the encoder at learning_rate and the heads at head_learning_rate.
+
+    Biases and normalisation weights (the 1-D parameters) get no weight decay, as in the Trainer's
+    own optimizer.
+    """
+    import torch
+
+    head_rate = settings.head_learning_rate or settings.learning_rate
+    groups: dict[tuple[float, float], list] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        rate = head_rate if name.startswith("heads.") else settings.learning_rate
+        decay = 0.0 if parameter.ndim == 1 else settings.weight_decay
+        groups.setdefault((rate, decay), []).append(parameter)
+    return torch.optim.AdamW(
+        [{"params": params, "lr": rate, "weight_decay": decay} for (rate, decay), params in groups.items()],
+        lr=settings.learning_rate,
+        fused=True,  # one kernel per step instead of one per tensor: the Trainer's default too
+    )
+
+
+def shared_run_name(recipe: TrainRecipe, world_size: int) -> str:
+    """<name>-<timestamp>, chosen by the main process so every DDP process writes to the same folder."""
+    names = [f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"]
+    if world_size > 1:
+        import torch.distributed
+
+        torch.distributed.broadcast_object_list(names, src=0)
+    return names[0]
+
+
+def scratch_encoder_shared(settings, data: TrainingData, run_dir: Path):
+    """A scratch encoder whose tokenizer is learnt once, by the main process, and loaded by the others.
+
+    WordPiece training breaks ties in an order that can differ between processes; DDP processes
+    with different vocabularies would silently train nonsense.
+    """
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from training.encoders import build_scratch_encoder
+
+    tokenizer_dir = run_dir / "scratch_tokenizer"
+    if not tokenizer_dir.is_dir():
+        encoder, tokenizer = build_scratch_encoder(settings.from_scratch, data.texts("train"), settings.max_length)
+        tokenizer.save_pretrained(tokenizer_dir)
+        encoder.config.save_pretrained(tokenizer_dir)
+        return encoder, tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    return BertModel(BertConfig.from_pretrained(tokenizer_dir)), tokenizer
+
+
+def multi_hot(indices, size: int) -> list[float]:
+    vector = [0.0] * size
+    for index in indices:
+        vector[index] = 1.0
+    return vector

@@ -1,0 +1,139 @@
+"""The data a run trains on: build or load the split data set (data.dataset) and check that it fits
+the taxonomy and can train a classifier, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.dataset import SPLITS, BuildConfig, build_dataset
+from data.schema import Post
+from data.taxonomy import Taxonomy
+from training.errors import TrainingDataError
+from training.evaluate import read_labelled_posts
+from training.recipe import DataSettings
+
+
+
+@dataclass
+class TrainingData:
+    dataset_dir: Path
+    dataset: object                # datasets.DatasetDict with ClassLabel / Sequence(ClassLabel) columns
+    manifest: dict                 # data set manifest: data_hash, split_hashes, sizes, counts
+    taxonomy: Taxonomy
+
+    @property
+    def data_hash(self) -> str:
+        return self.manifest["data_hash"]
+
+    def texts(self, split: str) -> list[str]:
+        return list(self.dataset[split]["text"])
+
+    def targets(self, split: str) -> dict[str, np.ndarray]:
+        """field -> label indices (single-label) or [posts, labels] 0/1 (multi-label)."""
+        rows = self.dataset[split]
+        targets = {}
+        for name, spec in self.taxonomy.fields.items():
+            column = rows[name]
+            if spec.is_multi_label:
+                matrix = np.zeros((len(column), len(spec.label_ids)), dtype=int)
+                for row, indices in enumerate(column):
+                    matrix[row, list(indices)] = 1
+                targets[name] = matrix
+            else:
+                targets[name] = np.asarray(column, dtype=int)
+        return targets
+
+    def label_counts(self, split: str) -> dict[str, list[int]]:
+        """field -> count per label id (taxonomy order)."""
+        counts = {}
+        targets = self.targets(split)
+        for name, spec in self.taxonomy.fields.items():
+            target = targets[name]
+            counts[name] = (target.sum(axis=0) if spec.is_multi_label else np.bincount(target, minlength=len(spec.label_ids))).tolist()
+        return counts
+
+    def posts(self, split: str) -> list[Post]:
+        return read_labelled_posts(self.dataset_dir / f"{split}.jsonl", self.taxonomy)
+
+
+def prepare_training_data(settings: DataSettings, taxonomy: Taxonomy, build: bool = True) -> TrainingData:
+    """Build the data set from settings.inputs when given (and `build`), then load and check it.
+
+    Under DDP only the main process builds; the others load what it wrote (`build=False`).
+    """
+    from datasets import load_from_disk
+
+    dataset_dir = Path(settings.dataset_dir)
+    if settings.inputs and build:
+        build_dataset(
+            BuildConfig(inputs=list(settings.inputs), output_dir=str(dataset_dir), taxonomy=settings.taxonomy, seed=settings.split_seed)
+        )
+    manifest_path = dataset_dir / "manifest.json"
+    if not (dataset_dir / "hf").is_dir() or not manifest_path.is_file():
+        raise TrainingDataError(
+            f"no data set in {dataset_dir} (hf/ and manifest.json): build it with `smista data build "
+            f"--output-dir {dataset_dir}` or set data.inputs in the recipe"
+        )
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    # Checked on the manifest first: `datasets` cannot even load a split saved with no rows.
+    for split in SPLITS:
+        if manifest.get("sizes", {}).get(split, 0) == 0:
+            raise TrainingDataError(f"the {split} split of {dataset_dir} is empty: add labelled posts and rebuild")
+    dataset = load_from_disk(str(dataset_dir / "hf"))
+    data = TrainingData(dataset_dir=dataset_dir, dataset=dataset, manifest=manifest, taxonomy=taxonomy)
+    check_fits_taxonomy(data)
+    check_trainable(data)
+    return data
+
+
+def check_fits_taxonomy(data: TrainingData) -> None:
+    """Every split and head must use exactly the taxonomy's label ids, in its order."""
+    taxonomy = data.taxonomy
+    missing_splits = [split for split in SPLITS if split not in data.dataset]
+    if missing_splits:
+        raise TrainingDataError(f"data set {data.dataset_dir} has no {', '.join(missing_splits)} split")
+    features = data.dataset["train"].features
+    for name, spec in taxonomy.fields.items():
+        if name not in features:
+            raise TrainingDataError(f"data set {data.dataset_dir} has no column for taxonomy field {name!r}")
+        feature = features[name]
+        names = getattr(getattr(feature, "feature", feature), "names", None)
+        if names is None:
+            raise TrainingDataError(f"column {name!r} of {data.dataset_dir} is not a ClassLabel column; rebuild the data set")
+        unknown = [label for label in names if label not in spec.label_ids]
+        if unknown:
+            raise TrainingDataError(
+                f"label id(s) {unknown} of field {name!r} in data set {data.dataset_dir} are missing from taxonomy "
+                f"v{taxonomy.version} (known: {', '.join(spec.label_ids)}); fix the labels or the taxonomy and "
+                "rebuild the data set with `smista data build`"
+            )
+        if list(names) != spec.label_ids:
+            raise TrainingDataError(
+                f"field {name!r}: data set {data.dataset_dir} was built with labels {list(names)}, taxonomy "
+                f"v{taxonomy.version} has {spec.label_ids}; rebuild the data set with `smista data build`"
+            )
+
+
+def check_trainable(data: TrainingData) -> None:
+    """A classifier needs training posts, two classes per single-label head, and posts to tune on."""
+    for split in SPLITS:
+        if len(data.dataset[split]) == 0:
+            raise TrainingDataError(f"the {split} split of {data.dataset_dir} is empty: add labelled posts and rebuild")
+    counts = data.label_counts("train")
+    for name, spec in data.taxonomy.fields.items():
+        present = [label for label, count in zip(spec.label_ids, counts[name]) if count > 0]
+        if spec.is_multi_label:
+            if not present:
+                raise TrainingDataError(
+                    f"the training split has no post with any {name!r} label: the head would only learn to say no"
+                )
+        elif len(present) < 2:
+            raise TrainingDataError(
+                f"the training split has a single class for {name!r} ({', '.join(present)}): a classifier needs "
+                "at least two; add posts with other labels and rebuild"
+            )

@@ -11,6 +11,9 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
     exit 2
 fi
 
+# Label Studio lives in its own venv (.venv-labelstudio): its Django pins would bind ours.
+PYTHON=$python bash scripts/install-labelstudio.sh
+
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 
 stamp=.venv/.smista-install-stamp

@@ -1,0 +1,54 @@
+"""The labeling settings schema; `configs/labeling.yaml` only fills it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from data.errors import describe_validation_error
+from data.taxonomy import REPO_ROOT
+
+DEFAULT_LABELING_CONFIG_PATH = REPO_ROOT / "configs" / "labeling.yaml"
+
+
+class LabelingSettingsError(ValueError):
+    """configs/labeling.yaml is missing or invalid; the message names the bad key."""
+
+
+class LabelingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_title: str = Field(
+        min_length=1, description="Title of the Label Studio project; commands find the project by it."
+    )
+    public_handles: list[str] = Field(
+        default_factory=list,
+        description="Handles that are not private persons (the brands' own accounts): kept, not redacted.",
+    )
+    import_batch_size: int = Field(default=200, ge=1, le=5000, description="Tasks per import request.")
+
+    @field_validator("public_handles")
+    @classmethod
+    def _plain_handles(cls, handles: list[str]) -> list[str]:
+        for handle in handles:
+            if not handle.lstrip("@") or any(ch.isspace() for ch in handle):
+                raise ValueError(f"public handle {handle!r} is empty or contains spaces")
+        return handles
+
+
+def load_labeling_settings(path: str | Path = DEFAULT_LABELING_CONFIG_PATH) -> LabelingSettings:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LabelingSettingsError(f"{path}: labeling settings file not found") from None
+    except yaml.YAMLError as exc:
+        raise LabelingSettingsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise LabelingSettingsError(f"{path}: expected a mapping of settings")
+    try:
+        return LabelingSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise LabelingSettingsError(f"{path}: invalid labeling settings:\n{describe_validation_error(exc)}") from None

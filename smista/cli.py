@@ -16,6 +16,12 @@ from collections.abc import Callable, Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "smista.taxonomy_commands",
     "smista.data_commands",
+    "smista.train_commands",
+    "smista.evaluate_commands",
+    "smista.models_commands",
+    "smista.mlflow_commands",
+    "smista.label_commands",
+    "smista.serve_commands",
 )
 
 

@@ -1,0 +1,137 @@
+"""Batch scoring for archives: classify and route a JSONL file of posts without a server.
+
+Same code path as the Router: posts are validated by `data.jsonl` (the same PostValidator),
+predicted by the same Predictor in chunks, and routed by the same `RoutingPipeline`. Streaming: the
+input is read in chunks and each chunk's lines are written before the next is read; the output
+file appears only once complete (written beside it, then renamed).
+
+The clock: by default each post is routed as of its own `created_at` (service hours, SLA and
+crisis windows as they were when it was written); `as_of="now"` routes everything as of now.
+The crisis window slides in file order, so sort an archive by time to replay its crises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, TextIO
+
+from data.jsonl import LineError, iter_posts
+from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
+from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
+from serving.model_source import PREDICT_CHUNK, load_checked_predictor
+from serving.pipeline import ModelIdentity, RoutingPipeline
+from serving.routing_config import DEFAULT_ROUTING_PATH
+from serving.rules import load_routing_rules
+from serving.store import PredictionStore
+
+AsOf = Literal["created_at", "now"]
+# In memory: replaying an archive must not write into the live store unless asked to.
+DEFAULT_BATCH_DATABASE = "sqlite://"
+
+
+@dataclass
+class BatchConfig:
+    input_path: Path
+    output_path: Path
+    model: str
+    taxonomy_path: Path = DEFAULT_TAXONOMY_PATH
+    routing_config_path: Path = DEFAULT_ROUTING_PATH
+    database_url: str = DEFAULT_BATCH_DATABASE
+    as_of: AsOf = "created_at"
+    chunk_size: int = 64
+    keep_going: bool = False
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    store_post_text: bool = False
+
+
+@dataclass
+class BatchReport:
+    scored: int = 0
+    errors: list[LineError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def posts_per_second(self) -> float:
+        return self.scored / self.seconds if self.seconds else 0.0
+
+
+def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> BatchReport:
+    """Write one JSON line per valid post: id, every head's labels and probabilities, the route."""
+    from tqdm import tqdm
+
+    if config.chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {config.chunk_size}")
+    taxonomy = load_taxonomy(config.taxonomy_path)
+    rules = load_routing_rules(config.routing_config_path, taxonomy)
+    predictor = load_checked_predictor(config.model, taxonomy)
+    identity = ModelIdentity(predictor.model_version, predictor.taxonomy_version)
+    store = PredictionStore(config.database_url)
+    pipeline = RoutingPipeline(
+        taxonomy, rules, store, max_posts_per_request=config.chunk_size, max_text_chars=config.max_text_chars,
+        store_post_text=config.store_post_text,
+    )
+    validator = PostValidator(taxonomy, max_text_chars=config.max_text_chars)
+    report = BatchReport()
+    started = time.perf_counter()
+    total = _count_lines(config.input_path)
+    bar = tqdm(total=total, unit="post", desc="scoring", file=progress, disable=progress is None)
+    config.output_path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=config.output_path.parent, prefix=f".{config.output_path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as output:
+            posts = iter_posts(config.input_path, validator, on_error="skip" if config.keep_going else "raise",
+                               errors=report.errors)
+            for chunk in _chunks(posts, config.chunk_size):
+                predictions = predictor.predict([post.text for post in chunk], batch_size=PREDICT_CHUNK)
+                for post, prediction in zip(chunk, predictions, strict=True):
+                    now = _as_of(post, config.as_of)
+                    routed = pipeline.route([post], [prediction], identity, now).results[0]
+                    output.write(json.dumps({
+                        "id": routed.id,
+                        "predictions": {head: value.model_dump() for head, value in routed.predictions.items()},
+                        "route": routed.route.model_dump(mode="json"),
+                        "model_version": identity.model_version,
+                        "taxonomy_version": identity.taxonomy_version,
+                        "routing_version": rules.version,
+                    }, ensure_ascii=False) + "\n")
+                report.scored += len(chunk)
+                bar.update(len(chunk))
+        os.replace(temporary, config.output_path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+        store.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _as_of(post: Post, as_of: AsOf) -> datetime:
+    if as_of == "created_at" and post.created_at is not None:
+        return post.created_at
+    return datetime.now(timezone.utc)
+
+
+def _chunks(posts: Iterator[Post], size: int) -> Iterator[Sequence[Post]]:
+    chunk: list[Post] = []
+    for post in posts:
+        chunk.append(post)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())

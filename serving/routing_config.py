@@ -1,0 +1,443 @@
+"""The typed schema of `configs/routing.yaml` and its loader, checked against the taxonomy.
+
+The YAML file holds values only; this module says what each key means, refuses unknown keys, and
+cross-checks every label, head, channel and team it names. A rule that names an unknown label stops
+the service at start-up with the rule and the label named: routing on a typo would silently never
+fire.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import date, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from data.errors import describe_validation_error
+from data.pii import PII_KINDS
+from data.taxonomy import REPO_ROOT, Taxonomy
+
+DEFAULT_ROUTING_PATH = REPO_ROOT / "configs" / "routing.yaml"
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+AUTO_REPLY_PLACEHOLDERS = frozenset({"team", "hours", "reopens_at", "deadline"})
+# The fields the rules engine reads by name; the taxonomy must have them with these shapes.
+REQUIRED_FIELDS = {"intent": "single", "priority": "single", "sentiment": "single"}
+
+_DURATION = re.compile(r"^(?:(?P<hours>\d+)h)?(?:(?P<minutes>\d+)m)?$")
+_INTERVAL = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
+
+
+class RoutingConfigError(ValueError):
+    """The routing config is missing, unreadable, invalid or does not fit the taxonomy."""
+
+
+class _Strict(BaseModel):
+    # A misspelt key would silently disable a rule: refuse unknown keys.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(value: str) -> timedelta:
+    """'30m', '2h', '1h30m' -> timedelta. Days are not accepted: in service time a day is ambiguous."""
+    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if not match or not (match["hours"] or match["minutes"]):
+        raise ValueError(f"bad duration {value!r}: write hours and/or minutes, e.g. 30m, 2h, 1h30m")
+    duration = timedelta(hours=int(match["hours"] or 0), minutes=int(match["minutes"] or 0))
+    if duration <= timedelta(0):
+        raise ValueError(f"duration {value!r} must be positive")
+    return duration
+
+
+def _parse_clock(text: str) -> time | None:
+    """'08:30' -> time; '24:00' -> None, meaning the end of the day."""
+    hours, minutes = (int(part) for part in text.split(":"))
+    if text == "24:00":
+        return None
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"bad time {text!r}")
+    return time(hours, minutes)
+
+
+class OpenInterval(_Strict):
+    start: time
+    end: time | None = Field(description="None means midnight at the end of the day (24:00).")
+
+    def end_minutes(self) -> int:
+        return 24 * 60 if self.end is None else self.end.hour * 60 + self.end.minute
+
+    def start_minutes(self) -> int:
+        return self.start.hour * 60 + self.start.minute
+
+    def label(self) -> str:
+        end = "24:00" if self.end is None else f"{self.end.hour}:{self.end.minute:02d}"
+        return f"{self.start.hour}:{self.start.minute:02d}–{end}"
+
+
+class TeamConfig(_Strict):
+    display_name: str = Field(min_length=1, description="Italian team name used in the auto-reply.")
+    always_open: bool = Field(default=False, description="Staffed around the clock, holidays included.")
+    hours: dict[str, list[OpenInterval]] = Field(
+        default_factory=dict,
+        description="Weekday (mon..sun) -> opening intervals 'HH:MM-HH:MM', local time. A missing day is closed.",
+    )
+    closed_on_holidays: bool = Field(default=True, description="Closed on the holidays of `holidays`.")
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _parse_hours(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        parsed: dict[str, list[dict]] = {}
+        for day, intervals in value.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+            if not isinstance(intervals, list):
+                raise ValueError(f"{day}: expected a list of 'HH:MM-HH:MM' intervals")
+            parsed[day] = [cls._parse_interval(day, item) for item in intervals]
+        return parsed
+
+    @staticmethod
+    def _parse_interval(day: str, item: object) -> dict:
+        if isinstance(item, dict):
+            return item
+        match = _INTERVAL.match(str(item))
+        if not match:
+            raise ValueError(f"{day}: bad interval {item!r}; write 'HH:MM-HH:MM', e.g. '09:00-18:00'")
+        start = _parse_clock(match["start"])
+        if start is None:
+            raise ValueError(f"{day}: an interval cannot start at 24:00")
+        return {"start": start, "end": _parse_clock(match["end"])}
+
+    @model_validator(mode="after")
+    def _hours_consistent(self) -> TeamConfig:
+        if self.always_open and self.hours:
+            raise ValueError("always_open and hours exclude each other")
+        if not self.always_open and not any(self.hours.values()):
+            raise ValueError("no service hours: give `hours` or set always_open")
+        for day, intervals in self.hours.items():
+            ordered = sorted(intervals, key=OpenInterval.start_minutes)
+            for interval in ordered:
+                if interval.end_minutes() <= interval.start_minutes():
+                    raise ValueError(f"{day}: interval {interval.label()} ends before it starts")
+            for before, after in zip(ordered, ordered[1:]):
+                if after.start_minutes() < before.end_minutes():
+                    raise ValueError(f"{day}: intervals {before.label()} and {after.label()} overlap")
+        return self
+
+
+class FixedHoliday(_Strict):
+    date: str = Field(pattern=r"^\d{2}-\d{2}$", description="MM-DD, every year.")
+    name: str = Field(min_length=1)
+    since: int | None = Field(default=None, description="First year it is a holiday.")
+
+    @field_validator("date")
+    @classmethod
+    def _real_day(cls, value: str) -> str:
+        month, day = (int(part) for part in value.split("-"))
+        try:
+            date(2024, month, day)  # a leap year, so 02-29 is accepted
+        except ValueError:
+            raise ValueError(f"no such day {value!r} (MM-DD)") from None
+        return value
+
+
+class HolidaysConfig(_Strict):
+    fixed: list[FixedHoliday] = Field(default_factory=list, description="Holidays on the same day every year.")
+    easter_sunday: bool = Field(default=True, description="Easter Sunday (computed per year).")
+    easter_monday: bool = Field(default=True, description="Easter Monday, Pasquetta (computed per year).")
+    extra: list[date] = Field(default_factory=list, description="One-off closures, YYYY-MM-DD.")
+
+
+class Condition(_Strict):
+    """All given parts must hold. Labels: a single-label field matches when its predicted label is
+    listed; a multi-label field matches when any listed label was predicted."""
+
+    labels: dict[str, list[str]] = Field(default_factory=dict, description="Field -> accepted label ids.")
+    channels: list[str] | None = Field(default=None, description="Only posts from these channels.")
+    public: bool | None = Field(default=None, description="Only public (true) or private (false) posts.")
+    min_followers: int | None = Field(default=None, ge=0, description="Only authors with at least this many followers.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if not self.labels and self.channels is None and self.public is None and self.min_followers is None:
+            raise ValueError("empty condition: it would match every post; say what it matches")
+        for field_name, ids in self.labels.items():
+            if not ids:
+                raise ValueError(f"labels.{field_name}: empty list matches nothing")
+        return self
+
+
+class BusinessRule(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Stable rule id, shown in the route reasons.")
+    description: str = Field(min_length=1, description="Why the rule exists, for the people reading reasons.")
+    when: Condition
+    team: str | None = Field(default=None, description="Team that takes the post when the rule fires.")
+    min_priority: str | None = Field(default=None, description="Priority floor when the rule fires.")
+
+    @model_validator(mode="after")
+    def _has_effect(self) -> BusinessRule:
+        if self.team is None and self.min_priority is None:
+            raise ValueError(f"rule {self.name!r} has no effect: give a team and/or a min_priority")
+        return self
+
+
+class Escalation(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=1)
+    when: Condition
+    raise_levels: int = Field(ge=1, description="How many priority levels to raise.")
+    max_priority: str = Field(description="The escalation never raises above this priority.")
+
+
+class SlaConfig(_Strict):
+    targets: dict[str, timedelta] = Field(description="Priority -> response time in service time.")
+    channel_targets: dict[str, dict[str, timedelta]] = Field(
+        default_factory=dict, description="Channel -> priority -> target, overriding `targets`."
+    )
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _parse_targets(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {key: parse_duration(item) for key, item in value.items()}
+        return value
+
+    @field_validator("channel_targets", mode="before")
+    @classmethod
+    def _parse_channel_targets(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {
+                channel: {key: parse_duration(item) for key, item in targets.items()}
+                if isinstance(targets, dict) else targets
+                for channel, targets in value.items()
+            }
+        return value
+
+
+class ReplyConfig(_Strict):
+    private_for_pii: list[str] = Field(description="PII kinds that move the reply to a private channel.")
+    private_for_intents: list[str] = Field(default_factory=list, description="Intents always answered privately.")
+
+    @field_validator("private_for_pii")
+    @classmethod
+    def _known_pii_kinds(cls, kinds: list[str]) -> list[str]:
+        unknown = [kind for kind in kinds if kind not in PII_KINDS]
+        if unknown:
+            raise ValueError(f"unknown PII kind(s) {unknown}; known: {', '.join(PII_KINDS)}")
+        return kinds
+
+
+class OutOfHoursConfig(_Strict):
+    auto_reply: str = Field(min_length=1, description="Italian auto-reply; placeholders {team} {hours} {reopens_at} {deadline}.")
+
+    @field_validator("auto_reply")
+    @classmethod
+    def _known_placeholders(cls, text: str) -> str:
+        used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        unknown = used - AUTO_REPLY_PLACEHOLDERS
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder(s) {sorted(unknown)}; use {', '.join(sorted(AUTO_REPLY_PLACEHOLDERS))}"
+            )
+        return text
+
+
+class HeadThresholds(_Strict):
+    auto: float = Field(ge=0.0, le=1.0, description="At or above: the head is trusted.")
+    suggest: float = Field(ge=0.0, le=1.0, description="At or above (and below auto): an agent confirms.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HeadThresholds:
+        if self.suggest > self.auto:
+            raise ValueError(f"suggest ({self.suggest}) is above auto ({self.auto})")
+        return self
+
+
+class ConfidenceConfig(_Strict):
+    triage_queue: str = Field(description="Team queue for posts below a head's `suggest` threshold.")
+    thresholds: dict[str, HeadThresholds] = Field(description="Head -> thresholds; every head must be listed.")
+
+
+class CrisisConfig(_Strict):
+    team: str = Field(description="Team that takes posts matching an active crisis.")
+    priority: str = Field(description="Priority of posts matching an active crisis.")
+    negative_sentiments: list[str] = Field(min_length=1, description="Sentiment labels that count as negative.")
+    excluded_intents: list[str] = Field(default_factory=list, description="Intents never in crisis (trolls, spam).")
+    window_minutes: int = Field(ge=1, description="Length of the sliding window.")
+    baseline_hours: int = Field(ge=1, description="Length of the baseline period before the window.")
+    start_rate_per_hour: float = Field(gt=0, description="Window rate (posts/hour) that can start a crisis.")
+    baseline_multiple: float = Field(ge=1, description="The window rate must also be this multiple of the baseline.")
+    baseline_floor_per_hour: float = Field(ge=0, description="Lowest baseline used, so a quiet intent needs a real spike.")
+    end_rate_per_hour: float = Field(ge=0, description="A crisis ends when the window rate falls below this.")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> CrisisConfig:
+        if self.end_rate_per_hour >= self.start_rate_per_hour:
+            raise ValueError(
+                f"end_rate_per_hour ({self.end_rate_per_hour}) must be below start_rate_per_hour "
+                f"({self.start_rate_per_hour}), or a crisis would flap on and off"
+            )
+        if self.baseline_hours * 60 <= self.window_minutes:
+            raise ValueError("baseline_hours must be longer than the window")
+        return self
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(minutes=self.window_minutes)
+
+    @property
+    def baseline(self) -> timedelta:
+        return timedelta(hours=self.baseline_hours)
+
+
+class RoutingConfig(_Strict):
+    version: str = Field(min_length=1, description="Routing rules version, stored with every route.")
+    timezone: str = Field(description="IANA zone of the service hours, e.g. Europe/Rome.")
+    teams: dict[str, TeamConfig]
+    holidays: HolidaysConfig
+    intent_owners: dict[str, str | None] = Field(description="Intent -> owning team; null: logged, not queued.")
+    business_rules: list[BusinessRule] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+    sla: SlaConfig
+    reply: ReplyConfig
+    out_of_hours: OutOfHoursConfig
+    confidence: ConfidenceConfig
+    crisis: CrisisConfig
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Rome") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def check_against_taxonomy(config: RoutingConfig, taxonomy: Taxonomy) -> list[str]:
+    """Every problem where the config names a label, head, channel or team that does not exist."""
+    problems: list[str] = []
+    teams = set(config.teams)
+
+    def labels_of(field_name: str) -> list[str]:
+        return taxonomy.fields[field_name].label_ids if field_name in taxonomy.fields else []
+
+    def check_labels(where: str, field_name: str, ids: list[str]) -> None:
+        if field_name not in taxonomy.fields:
+            problems.append(f"{where}: unknown field {field_name!r}; taxonomy fields: {', '.join(taxonomy.fields)}")
+            return
+        known = labels_of(field_name)
+        for label in ids:
+            if label not in known:
+                problems.append(
+                    f"{where}: unknown {field_name} label {label!r} (taxonomy v{taxonomy.version}); "
+                    f"expected one of: {', '.join(known)}"
+                )
+
+    def check_team(where: str, team: str | None) -> None:
+        if team is not None and team not in teams:
+            problems.append(f"{where}: unknown team {team!r}; teams: {', '.join(config.teams)}")
+
+    def check_channels(where: str, channels: list[str]) -> None:
+        for channel in channels:
+            if channel not in taxonomy.channel_ids:
+                problems.append(f"{where}: unknown channel {channel!r}; expected one of: {', '.join(taxonomy.channel_ids)}")
+
+    def check_condition(where: str, condition: Condition) -> None:
+        for field_name, ids in condition.labels.items():
+            check_labels(f"{where}.when.labels.{field_name}", field_name, ids)
+        check_channels(f"{where}.when.channels", condition.channels or [])
+
+    for field_name, kind in REQUIRED_FIELDS.items():
+        spec = taxonomy.fields.get(field_name)
+        if spec is None or spec.kind != kind:
+            problems.append(f"taxonomy: the rules need a {kind}-label field {field_name!r}")
+    if "priority" in taxonomy.fields and not taxonomy.fields["priority"].ordered:
+        problems.append("taxonomy: field 'priority' must be ordered (most urgent first)")
+    if problems:
+        return problems
+
+    intents = labels_of("intent")
+    for intent, team in config.intent_owners.items():
+        check_labels(f"intent_owners.{intent}", "intent", [intent])
+        check_team(f"intent_owners.{intent}", team)
+    missing = [intent for intent in intents if intent not in config.intent_owners]
+    if missing:
+        problems.append(f"intent_owners: no owner for intent(s) {missing}; give a team or null (logged only)")
+
+    for index, rule in enumerate(config.business_rules):
+        where = f"business_rules[{index}] ({rule.name})"
+        check_condition(where, rule.when)
+        check_team(f"{where}.team", rule.team)
+        if rule.min_priority is not None:
+            check_labels(f"{where}.min_priority", "priority", [rule.min_priority])
+    for index, rule in enumerate(config.escalations):
+        where = f"escalations[{index}] ({rule.name})"
+        check_condition(where, rule.when)
+        check_labels(f"{where}.max_priority", "priority", [rule.max_priority])
+    for collection, rules in (("business_rules", config.business_rules), ("escalations", config.escalations)):
+        names = [rule.name for rule in rules]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            problems.append(f"{collection}: duplicate rule name(s) {duplicates}")
+
+    priorities = labels_of("priority")
+    check_labels("sla.targets", "priority", list(config.sla.targets))
+    missing = [priority for priority in priorities if priority not in config.sla.targets]
+    if missing:
+        problems.append(f"sla.targets: no target for priority(ies) {missing}")
+    check_channels("sla.channel_targets", list(config.sla.channel_targets))
+    for channel, targets in config.sla.channel_targets.items():
+        check_labels(f"sla.channel_targets.{channel}", "priority", list(targets))
+
+    check_labels("reply.private_for_intents", "intent", config.reply.private_for_intents)
+
+    check_team("confidence.triage_queue", config.confidence.triage_queue)
+    for head in config.confidence.thresholds:
+        if head not in taxonomy.fields:
+            problems.append(f"confidence.thresholds.{head}: unknown head; taxonomy fields: {', '.join(taxonomy.fields)}")
+    missing = [head for head in taxonomy.fields if head not in config.confidence.thresholds]
+    if missing:
+        problems.append(f"confidence.thresholds: no thresholds for head(s) {missing}")
+
+    check_team("crisis.team", config.crisis.team)
+    check_labels("crisis.priority", "priority", [config.crisis.priority])
+    check_labels("crisis.negative_sentiments", "sentiment", config.crisis.negative_sentiments)
+    check_labels("crisis.excluded_intents", "intent", config.crisis.excluded_intents)
+    return problems
+
+
+def load_routing_config(path: str | Path, taxonomy: Taxonomy) -> RoutingConfig:
+    """Read, validate and cross-check a routing YAML file; raise RoutingConfigError naming each problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RoutingConfigError(f"{path}: routing config not found") from None
+    except yaml.YAMLError as exc:
+        raise RoutingConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RoutingConfigError(f"{path}: expected a mapping of routing settings")
+    try:
+        config = RoutingConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise RoutingConfigError(f"{path}: invalid routing config:\n{describe_validation_error(exc)}") from None
+    problems = check_against_taxonomy(config, taxonomy)
+    if problems:
+        listed = "\n".join(f"  {problem}" for problem in problems)
+        raise RoutingConfigError(f"{path}: routing config does not fit taxonomy v{taxonomy.version}:\n{listed}")
+    return config
+

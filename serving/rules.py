@@ -1,0 +1,335 @@
+"""The routing rules engine: a pure function of (post, per-head predictions, rules, now) -> route.
+
+No server, no database, no clock: the crisis state comes in as an argument (the intents in an
+active crisis), so every decision can be replayed and unit-tested. Steps, in order:
+
+1. owner team from the intent (`intent_owners`); an intent without a team is logged, not queued;
+2. business rules by customer type and action: the first rule that names a team takes the post,
+   every fired rule's priority floor applies;
+3. priority escalations (public channel, audience, sentiment), each capped by its max priority;
+4. crisis: a negative post on an intent in active crisis goes to the crisis team, crisis priority;
+5. confidence tier from the least confident head: auto, suggest (an agent confirms) or
+   human_triage (the triage queue decides); an unqueued intent is dropped only when `auto`;
+6. reply channel: private when the post is private, carries personal data, or its intent needs
+   account data;
+7. SLA deadline in the queue's service time, and the out-of-hours auto-reply when it is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from data.pii import find_pii
+from data.schema import Post
+from data.taxonomy import Taxonomy
+from serving.routing_config import Condition, RoutingConfig, load_routing_config
+from serving.schemas import ConfidenceTier, CrisisView, Reason, RouteDecision
+from serving.service_hours import HolidayCalendar, TeamHours, format_italian_moment
+
+TIER_ORDER: tuple[ConfidenceTier, ...] = ("human_triage", "suggest", "auto")
+
+
+class HeadPredictionLike(Protocol):
+    """What the engine reads from a head's prediction (training.predict.HeadPrediction has it)."""
+
+    labels: list[str]
+    probabilities: dict[str, float]
+    confidence: float
+
+
+@dataclass(frozen=True)
+class RoutingRules:
+    """A validated routing config with what it derives: team hours, priority order."""
+
+    config: RoutingConfig
+    taxonomy: Taxonomy
+    team_hours: dict[str, TeamHours]
+    priorities: tuple[str, ...]  # most urgent first, as the taxonomy lists them
+
+    @classmethod
+    def build(cls, config: RoutingConfig, taxonomy: Taxonomy) -> RoutingRules:
+        holidays = HolidayCalendar(config.holidays)
+        team_hours = {
+            team_id: TeamHours(team_id, team, holidays, config.zone) for team_id, team in config.teams.items()
+        }
+        return cls(config, taxonomy, team_hours, tuple(taxonomy.fields["priority"].label_ids))
+
+    @property
+    def version(self) -> str:
+        return self.config.version
+
+
+def load_routing_rules(path: str | Path, taxonomy: Taxonomy) -> RoutingRules:
+    return RoutingRules.build(load_routing_config(path, taxonomy), taxonomy)
+
+
+def negative_intent(predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules) -> str | None:
+    """The intent a post counts towards for crisis detection, or None when it does not count."""
+    crisis = rules.config.crisis
+    intent = predictions["intent"].labels[0]
+    sentiment = predictions["sentiment"].labels[0]
+    if sentiment in crisis.negative_sentiments and intent not in crisis.excluded_intents:
+        return intent
+    return None
+
+
+def route_post(
+    post: Post,
+    predictions: Mapping[str, HeadPredictionLike],
+    rules: RoutingRules,
+    now: datetime,
+    active_crises: Mapping[str, CrisisView] | None = None,
+) -> RouteDecision:
+    """Decide queue, priority, deadline, tier and reply channel for one post, with the reasons."""
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware: service hours and deadlines depend on it")
+    _check_heads(predictions, rules)
+    config = rules.config
+    labels = {head: _label_value(prediction, rules.taxonomy, head) for head, prediction in predictions.items()}
+    public = post.is_public(rules.taxonomy)
+    reasons: list[Reason] = []
+
+    intent = labels["intent"]
+    team = config.intent_owners[intent]
+    reasons.append(Reason(
+        rule="intent_owner",
+        effect=f"intent {intent} is owned by {team}" if team else f"intent {intent} is logged, not queued",
+        labels={"intent": intent},
+        confidences={"intent": _round(predictions["intent"].confidence)},
+    ))
+
+    priority = labels["priority"]
+    reasons.append(Reason(
+        rule="predicted_priority",
+        effect=f"predicted priority {priority}",
+        labels={"priority": priority},
+        confidences={"priority": _round(predictions["priority"].confidence)},
+    ))
+
+    team_taken_by_rule = False
+    for rule in config.business_rules:
+        if not _matches(rule.when, post, public, predictions, rules.taxonomy):
+            continue
+        effects = []
+        if rule.team is not None and not team_taken_by_rule:
+            team = rule.team
+            team_taken_by_rule = True
+            effects.append(f"team {rule.team}")
+        elif rule.team is not None:
+            effects.append(f"team {rule.team} not taken: an earlier rule already chose {team}")
+        if rule.min_priority is not None:
+            raised = _more_urgent(priority, rule.min_priority, rules.priorities)
+            effects.append(f"priority at least {rule.min_priority}" + ("" if raised == priority else f" ({priority} -> {raised})"))
+            priority = raised
+        reasons.append(_condition_reason(f"business_rule:{rule.name}", "; ".join(effects) + f": {rule.description}",
+                                         rule.when, predictions, rules.taxonomy))
+
+    if team is not None:
+        for escalation in config.escalations:
+            if not _matches(escalation.when, post, public, predictions, rules.taxonomy):
+                continue
+            raised = _raise(priority, escalation.raise_levels, escalation.max_priority, rules.priorities)
+            effect = f"priority {priority} -> {raised}" if raised != priority else (
+                f"priority stays {priority} (cap {escalation.max_priority})"
+            )
+            reasons.append(_condition_reason(f"escalation:{escalation.name}", f"{effect}: {escalation.description}",
+                                             escalation.when, predictions, rules.taxonomy))
+            priority = raised
+
+    crisis_view = _matching_crisis(predictions, rules, active_crises or {})
+    if crisis_view is not None:
+        team = config.crisis.team
+        priority = _more_urgent(priority, config.crisis.priority, rules.priorities)
+        reasons.append(Reason(
+            rule="crisis",
+            effect=(
+                f"intent {intent} is in social crisis #{crisis_view.id} since {crisis_view.started_at.isoformat()} "
+                f"({crisis_view.window_count} negative posts in the window, baseline "
+                f"{crisis_view.baseline_per_hour:.1f}/h): team {team}, priority {priority}"
+            ),
+            labels={"intent": intent, "sentiment": labels["sentiment"]},
+            confidences={"intent": _round(predictions["intent"].confidence),
+                         "sentiment": _round(predictions["sentiment"].confidence)},
+        ))
+
+    tier, tier_reason = _confidence_tier(predictions, rules)
+    reasons.append(tier_reason)
+    queue = team
+    if tier == "human_triage":
+        queue = config.confidence.triage_queue
+    elif team is None and tier != "auto":
+        queue = config.confidence.triage_queue
+        reasons.append(Reason(
+            rule="unqueued_needs_confidence",
+            effect=f"intent {intent} would be logged only, but confidence is below auto: a person checks before it is dropped",
+            labels={"intent": intent},
+            confidences={"intent": _round(predictions["intent"].confidence)},
+        ))
+
+    pii_kinds = sorted({match.kind for match in find_pii(post.text)} & set(config.reply.private_for_pii))
+    reply_channel = "public" if public else "private"
+    if not public:
+        reasons.append(Reason(rule="private_post", effect=f"the post came privately on {post.channel}: reply privately"))
+    elif pii_kinds:
+        reply_channel = "private"
+        reasons.append(Reason(
+            rule="pii_private_reply",
+            effect=f"personal data in a public post ({', '.join(pii_kinds)}): move the reply to a private channel",
+        ))
+    elif intent in config.reply.private_for_intents:
+        reply_channel = "private"
+        reasons.append(Reason(
+            rule="private_intent",
+            effect=f"intent {intent} needs account data: move the reply to a private channel",
+            labels={"intent": intent},
+            confidences={"intent": _round(predictions["intent"].confidence)},
+        ))
+
+    sla_deadline = None
+    out_of_hours = False
+    auto_reply = None
+    if queue is not None:
+        hours = rules.team_hours[queue]
+        target = config.sla.channel_targets.get(post.channel, {}).get(priority, config.sla.targets[priority])
+        start = post.created_at if post.created_at is not None and post.created_at <= now else now
+        sla_deadline = hours.add_service_time(start, target)
+        reasons.append(Reason(
+            rule="sla",
+            effect=(
+                f"{priority} on {post.channel}: first response within {_format_duration(target)} of {queue} service time "
+                f"from {start.isoformat()}"
+            ),
+        ))
+        if not hours.is_open(now):
+            out_of_hours = True
+            reopens_at = hours.next_opening(now)
+            auto_reply = config.out_of_hours.auto_reply.format(
+                team=hours.display_name,
+                hours=hours.describe(),
+                reopens_at=format_italian_moment(reopens_at, now),
+                deadline=format_italian_moment(sla_deadline, now),
+            )
+            reasons.append(Reason(
+                rule="out_of_hours",
+                effect=f"{queue} is closed now; it reopens {reopens_at.isoformat()}: send the auto-reply with the hours",
+            ))
+
+    return RouteDecision(
+        action="queue" if queue is not None else "log_only",
+        queue=queue,
+        team=team,
+        priority=priority,
+        sla_deadline=sla_deadline,
+        needs_human=tier != "auto",
+        confidence_tier=tier,
+        reply_channel=reply_channel,
+        out_of_hours=out_of_hours,
+        auto_reply=auto_reply,
+        crisis=crisis_view is not None,
+        crisis_id=crisis_view.id if crisis_view is not None else None,
+        pii=pii_kinds,
+        reasons=reasons,
+    )
+
+
+def _check_heads(predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules) -> None:
+    missing = [head for head in rules.taxonomy.fields if head not in predictions]
+    if missing:
+        raise ValueError(f"predictions lack head(s) {missing}; the model does not match taxonomy v{rules.taxonomy.version}")
+    for head, prediction in predictions.items():
+        spec = rules.taxonomy.fields.get(head)
+        if spec is None:
+            raise ValueError(f"prediction for unknown head {head!r}")
+        if not spec.is_multi_label and len(prediction.labels) != 1:
+            raise ValueError(f"single-label head {head!r} has {len(prediction.labels)} labels: {prediction.labels}")
+
+
+def _label_value(prediction: HeadPredictionLike, taxonomy: Taxonomy, head: str) -> str | list[str]:
+    return list(prediction.labels) if taxonomy.fields[head].is_multi_label else prediction.labels[0]
+
+
+def _matches(condition: Condition, post: Post, public: bool,
+             predictions: Mapping[str, HeadPredictionLike], taxonomy: Taxonomy) -> bool:
+    if condition.public is not None and condition.public != public:
+        return False
+    if condition.channels is not None and post.channel not in condition.channels:
+        return False
+    if condition.min_followers is not None:
+        followers = post.author.followers
+        if followers is None or followers < condition.min_followers:
+            return False
+    for head, accepted in condition.labels.items():
+        if not set(predictions[head].labels) & set(accepted):
+            return False
+    return True
+
+
+def _condition_reason(rule: str, effect: str, condition: Condition,
+                      predictions: Mapping[str, HeadPredictionLike], taxonomy: Taxonomy) -> Reason:
+    labels: dict[str, str | list[str]] = {}
+    confidences: dict[str, float] = {}
+    for head, accepted in condition.labels.items():
+        prediction = predictions[head]
+        if taxonomy.fields[head].is_multi_label:
+            matched = [label for label in prediction.labels if label in accepted]
+            labels[head] = matched
+            for label in matched:
+                confidences[f"{head}:{label}"] = _round(prediction.probabilities[label])
+        else:
+            labels[head] = prediction.labels[0]
+            confidences[head] = _round(prediction.confidence)
+    return Reason(rule=rule, effect=effect, labels=labels, confidences=confidences)
+
+
+def _more_urgent(current: str, floor: str, priorities: tuple[str, ...]) -> str:
+    return priorities[min(priorities.index(current), priorities.index(floor))]
+
+
+def _raise(current: str, levels: int, cap: str, priorities: tuple[str, ...]) -> str:
+    """Raise by `levels`, never above `cap`, and never lower a priority already above the cap."""
+    index = priorities.index(current)
+    target = max(index - levels, priorities.index(cap))
+    return priorities[min(index, target)]
+
+
+def _matching_crisis(predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules,
+                     active_crises: Mapping[str, CrisisView]) -> CrisisView | None:
+    intent = negative_intent(predictions, rules)
+    return active_crises.get(intent) if intent is not None else None
+
+
+def _confidence_tier(predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules) -> tuple[ConfidenceTier, Reason]:
+    thresholds = rules.config.confidence.thresholds
+    tiers: dict[str, ConfidenceTier] = {}
+    for head, limits in thresholds.items():
+        confidence = predictions[head].confidence
+        tiers[head] = "auto" if confidence >= limits.auto else "suggest" if confidence >= limits.suggest else "human_triage"
+    tier = min(tiers.values(), key=TIER_ORDER.index)
+    deciding = [head for head, head_tier in tiers.items() if head_tier == tier]
+    if tier == "auto":
+        effect = "every head is at or above its auto threshold: routed automatically"
+    elif tier == "suggest":
+        effect = f"{', '.join(deciding)} between suggest and auto: routed as a suggestion for an agent to confirm"
+    else:
+        effect = f"{', '.join(deciding)} below suggest: sent to the human triage queue"
+    reason = Reason(
+        rule=f"confidence:{tier}",
+        effect=effect,
+        labels={head: _label_value(predictions[head], rules.taxonomy, head) for head in deciding},
+        confidences={head: _round(predictions[head].confidence) for head in thresholds},
+    )
+    return tier, reason
+
+
+def _format_duration(duration: timedelta) -> str:
+    minutes = int(duration.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return " ".join(part for part in (f"{hours}h" if hours else "", f"{minutes}m" if minutes else "") if part)
+
+
+def _round(value: float) -> float:
+    return round(float(value), 4)

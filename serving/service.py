@@ -1,0 +1,222 @@
+"""The BentoML services: a batching Classifier and the Router that care platforms call.
+
+    bentoml serve serving.service:Router --host 127.0.0.1 --port 3000   (or: smista serve)
+
+The Router is the only public entry point; it declares the Classifier with `bentoml.depends`, and
+BentoML runs the Classifier as its own process, where adaptive batching merges the texts of
+concurrent requests into one model call. Endpoints (all but health need the API key):
+
+    POST /classify   one post or a list -> every head's labels and probabilities
+    POST /route      one post or a list -> predictions and the route, with reasons
+    POST /feedback   what the human agent finally decided for a routed post
+    GET  /crisis     active social crises and the ones that ended in the last day
+    GET  /livez /healthz /readyz (no key)   GET /metrics   GET /docs.json (OpenAPI)
+
+Settings come from SMISTA_* environment variables (serving/settings.py); models load in
+`__init__`, once per worker, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Annotated, Any, Union
+
+import aiohttp
+import anyio.to_thread
+import bentoml
+from fastapi import FastAPI
+from pydantic import ConfigDict, Discriminator, Field, Tag
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import JSONResponse
+
+from data.taxonomy import load_taxonomy
+from serving.metrics import PredictionMetrics, RouteMetrics, triage_rate_exposition
+from serving.model_source import PREDICT_CHUNK, load_checked_predictor
+from serving.pipeline import (
+    ModelIdentity,
+    RequestRejected,
+    RoutingPipeline,
+    enable_info_logs,
+    head_output,
+    log_event,
+)
+from serving.rules import load_routing_rules
+from serving.schemas import (
+    ClassifyResponse,
+    CrisisReport,
+    FeedbackIn,
+    FeedbackReceipt,
+    PostIn,
+    RouteResponse,
+    TextPrediction,
+)
+from serving.security import RequestGuard
+from serving.settings import ServingSettings
+from serving.store import PredictionStore
+
+# Adaptive batching of the Classifier. A batch of 64 posts takes about 0.8 s on 2 CPU cores;
+# the latency budget must cover the queueing of several such batches, or BentoML sheds load with
+# 503 "process is overloaded" (STACK_NOTES: 100 ms failed 87% of requests at 8 clients).
+# tests/test_serving_integration.py and `smista serve bench` exercise it under concurrency.
+MAX_BATCH_SIZE = 64
+MAX_LATENCY_MS = 10_000
+REQUEST_TIMEOUT_S = 60
+# BentoML's client to a dependency replaces its connection pool every `max_requests` requests or
+# `max_age` seconds (default 100 and 300 s), closing the old pool under the requests still on it:
+# under 16 concurrent clients about one call in eight failed with "Server disconnected". With a
+# single Classifier worker there is nothing to rebalance, so the pool is kept for a day.
+CLASSIFIER_CONNECTION = {"max_requests": 1_000_000_000, "max_age": 86_400.0}
+CLASSIFIER_ATTEMPTS = 3
+
+
+def _one_or_many(value: Any) -> str:
+    return "many" if isinstance(value, list) else "one"
+
+
+OneOrManyPosts = Annotated[
+    Union[Annotated[PostIn, Tag("one")], Annotated[list[PostIn], Tag("many")]],
+    Discriminator(_one_or_many),
+    Field(description="One post, or a list of posts (at most SMISTA_MAX_POSTS_PER_REQUEST)."),
+]
+
+
+class _RequestBody(bentoml.IODescriptor):
+    # hide_input_in_errors: BentoML logs validation errors, and the input would be post text.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class ClassifyRequest(_RequestBody):
+    posts: OneOrManyPosts
+
+
+class RouteRequest(_RequestBody):
+    posts: OneOrManyPosts
+
+
+class FeedbackRequest(FeedbackIn, bentoml.IODescriptor):
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
+
+
+def _rejection(exc: RequestRejected) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+@bentoml.service(name="smista_classifier", workers=1, traffic={"timeout": REQUEST_TIMEOUT_S},
+                 runner_connection=CLASSIFIER_CONNECTION)
+class Classifier:
+    """Loads the Predictor once and classifies batches of texts (internal: the Router calls it)."""
+
+    def __init__(self) -> None:
+        enable_info_logs()
+        settings = ServingSettings.from_env()
+        self.predictor = load_checked_predictor(settings.model, load_taxonomy(settings.taxonomy_path))
+        # The first forward pass allocates and warms caches; pay it now, not on the first request.
+        self.predictor.predict(["avvio del servizio"])
+        self.metrics = PredictionMetrics()
+        log_event("classifier_ready", model=settings.model, model_version=self.predictor.model_version,
+                  taxonomy_version=self.predictor.taxonomy_version)
+
+    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
+    def classify(self, texts: list[str]) -> list[TextPrediction]:
+        predictions = self.predictor.predict(texts, batch_size=PREDICT_CHUNK)
+        self.metrics.predicted(predictions)
+        return [
+            TextPrediction(
+                predictions={head: head_output(prediction) for head, prediction in by_head.items()},
+                model_version=self.predictor.model_version,
+                taxonomy_version=self.predictor.taxonomy_version,
+            )
+            for by_head in predictions
+        ]
+
+
+# GET endpoints live in a FastAPI app mounted on the Router (bentoml.api routes are POST only).
+operations = FastAPI(title="smista operations")
+
+
+@bentoml.service(name="smista_router", workers=1, traffic={"timeout": REQUEST_TIMEOUT_S})
+@bentoml.asgi_app(operations, path="/")
+class Router:
+    """Validates posts, asks the Classifier, applies the routing rules, stores everything."""
+
+    classifier = bentoml.depends(Classifier)
+
+    def __init__(self) -> None:
+        enable_info_logs()
+        settings = ServingSettings.from_env()
+        taxonomy = load_taxonomy(settings.taxonomy_path)
+        rules = load_routing_rules(settings.routing_config_path, taxonomy)
+        self.store = PredictionStore(settings.database_url)
+        self.pipeline = RoutingPipeline(
+            taxonomy, rules, self.store,
+            max_posts_per_request=settings.max_posts_per_request,
+            max_text_chars=settings.max_text_chars,
+            store_post_text=settings.store_post_text,
+            observer=RouteMetrics(),
+        )
+        log_event("router_ready", settings=settings.describe(), routing_version=rules.version)
+
+    async def __is_ready__(self) -> bool:
+        try:
+            await anyio.to_thread.run_sync(self.store.ping)
+        except SQLAlchemyError as exc:
+            log_event("not_ready", reason=f"database unreachable: {type(exc).__name__}")
+            return False
+        return True
+
+    def __metrics__(self, content: str) -> str:
+        return content + triage_rate_exposition(self.store)
+
+    @bentoml.api(input_spec=ClassifyRequest)
+    async def classify(self, posts: OneOrManyPosts) -> ClassifyResponse:
+        """Every head's labels and probabilities for each post, with the model and taxonomy versions."""
+        try:
+            items = self.pipeline.validate_for_classify(posts)
+        except RequestRejected as exc:
+            return _rejection(exc)
+        predictions, identity = await self._predict([item.text for item in items])
+        return self.pipeline.classification(items, predictions, identity)
+
+    @bentoml.api(input_spec=RouteRequest)
+    async def route(self, posts: OneOrManyPosts) -> RouteResponse:
+        """Queue, priority, SLA deadline, tier, reply channel and reasons for each post (stored)."""
+        try:
+            validated = self.pipeline.validate_for_routing(posts)
+        except RequestRejected as exc:
+            return _rejection(exc)
+        predictions, identity = await self._predict([post.text for post in validated])
+        now = datetime.now(timezone.utc)
+        # The store is synchronous SQLAlchemy: keep it off the event loop.
+        return await anyio.to_thread.run_sync(self.pipeline.route, validated, predictions, identity, now)
+
+    @bentoml.api(input_spec=FeedbackRequest)
+    async def feedback(self, **fields: Any) -> FeedbackReceipt:
+        """Record what the human agent decided: corrected labels, team, resolution, timestamps."""
+        feedback = FeedbackIn.model_validate(fields)
+        try:
+            return await anyio.to_thread.run_sync(self.pipeline.record_feedback, feedback, datetime.now(timezone.utc))
+        except RequestRejected as exc:
+            return _rejection(exc)
+
+    @operations.get("/crisis", response_model=CrisisReport)
+    async def crisis(self) -> CrisisReport:
+        """Active social crises (re-evaluated now) and the ones that ended in the last 24 hours."""
+        return await anyio.to_thread.run_sync(self.pipeline.crisis.report, datetime.now(timezone.utc))
+
+    async def _predict(self, texts: list[str]) -> tuple[list[dict[str, Any]], ModelIdentity]:
+        # A connection to the Classifier can still be cut (its worker restarted, the daily pool
+        # renewal above). Classifying is a pure function of the texts: a cut call is made again.
+        for attempt in range(1, CLASSIFIER_ATTEMPTS + 1):
+            try:
+                outputs: list[TextPrediction] = await self.classifier.to_async.classify(texts)
+                break
+            except aiohttp.ClientConnectionError as exc:
+                if attempt == CLASSIFIER_ATTEMPTS:
+                    raise
+                log_event("classifier_call_retried", level=logging.WARNING, attempt=attempt, error=type(exc).__name__)
+        identity = ModelIdentity(outputs[0].model_version, outputs[0].taxonomy_version)
+        return [output.predictions for output in outputs], identity
+
+
+Router.add_asgi_middleware(RequestGuard)

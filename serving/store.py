@@ -1,0 +1,289 @@
+"""The prediction and feedback store: every routed post with its prediction and route, what the
+human agent finally decided, and the crisis state shared by all workers.
+
+SQLAlchemy with SQLite (the default, one file) or PostgreSQL: the two dialects with the
+"insert or ignore" that crisis signals rely on. Timestamps are stored in UTC and come back
+timezone-aware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+class StoreError(RuntimeError):
+    """The database URL is unusable or the database cannot be reached."""
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, UTC stored, aware UTC datetimes out (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: store aware datetimes only")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CrisisEpisode(Base):
+    __tablename__ = "crisis_episodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    intent: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    baseline_per_hour: Mapped[float]
+    peak_window_count: Mapped[int]
+    last_window_count: Mapped[int]
+    last_evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # One active crisis per intent, even when two workers detect it at the same instant.
+        Index("one_active_crisis_per_intent", "intent", unique=True,
+              sqlite_where=ended_at.is_(None), postgresql_where=ended_at.is_(None)),
+    )
+
+
+class RoutedPost(Base):
+    __tablename__ = "routed_posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[str] = mapped_column(String(200), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    channel: Mapped[str] = mapped_column(String(50))
+    public: Mapped[bool] = mapped_column(Boolean)
+    sector: Mapped[str | None] = mapped_column(String(100))
+    customer_id: Mapped[str | None] = mapped_column(String(200))
+    author_followers: Mapped[int | None]
+    # Kept so that corrections can go back to annotators; None when the deployment opts out.
+    text: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str] = mapped_column(String(200))
+    taxonomy_version: Mapped[str] = mapped_column(String(50))
+    routing_version: Mapped[str] = mapped_column(String(50))
+    predictions: Mapped[dict] = mapped_column(JSON)
+    intent: Mapped[str] = mapped_column(String(100))
+    sentiment: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(20))
+    queue: Mapped[str | None] = mapped_column(String(100))
+    team: Mapped[str | None] = mapped_column(String(100))
+    priority: Mapped[str] = mapped_column(String(50))
+    confidence_tier: Mapped[str] = mapped_column(String(20))
+    needs_human: Mapped[bool] = mapped_column(Boolean)
+    crisis_id: Mapped[int | None] = mapped_column(ForeignKey("crisis_episodes.id"))
+    sla_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_channel: Mapped[str] = mapped_column(String(20))
+    out_of_hours: Mapped[bool] = mapped_column(Boolean)
+    pii_kinds: Mapped[list] = mapped_column(JSON)
+    reasons: Mapped[list] = mapped_column(JSON)
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[str] = mapped_column(String(200), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    corrected_labels: Mapped[dict | None] = mapped_column(JSON)
+    handled_by_team: Mapped[str | None] = mapped_column(String(100))
+    resolved: Mapped[bool] = mapped_column(Boolean)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    agent_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class NegativeSignal(Base):
+    """A negative post on an intent, the input of crisis detection (one row per post and intent,
+    so a retried request does not count twice)."""
+
+    __tablename__ = "negative_signals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[str] = mapped_column(String(200))
+    intent: Mapped[str] = mapped_column(String(100))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("post_id", "intent", name="one_signal_per_post_and_intent"),
+        Index("signals_by_intent_and_time", "intent", "observed_at"),
+    )
+
+
+@dataclass(frozen=True)
+class Signal:
+    post_id: str
+    intent: str
+    observed_at: datetime
+
+
+class PredictionStore:
+    """Sessions on one database; tables are created on first use."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _create_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def add_routed_posts(self, rows: Sequence[RoutedPost]) -> None:
+        with self.session() as session:
+            session.add_all(rows)
+
+    def has_post(self, post_id: str) -> bool:
+        with self.session() as session:
+            return session.scalar(select(RoutedPost.id).where(RoutedPost.post_id == post_id).limit(1)) is not None
+
+    def add_feedback(self, row: Feedback) -> Feedback:
+        with self.session() as session:
+            session.add(row)
+            session.flush()
+            return row
+
+    def feedback_for(self, post_id: str) -> list[Feedback]:
+        with self.session() as session:
+            return list(session.scalars(select(Feedback).where(Feedback.post_id == post_id).order_by(Feedback.id)))
+
+    def routed_posts(self, post_id: str) -> list[RoutedPost]:
+        with self.session() as session:
+            return list(session.scalars(select(RoutedPost).where(RoutedPost.post_id == post_id).order_by(RoutedPost.id)))
+
+    def add_signals(self, session: Session, signals: Sequence[Signal]) -> None:
+        """Insert signals, ignoring the ones already there (same post and intent)."""
+        if not signals:
+            return
+        insert = _dialect_insert(self.engine)
+        statement = insert(NegativeSignal).values(
+            [{"post_id": s.post_id, "intent": s.intent, "observed_at": s.observed_at} for s in signals]
+        ).on_conflict_do_nothing(index_elements=["post_id", "intent"])
+        session.execute(statement)
+
+    @staticmethod
+    def count_signals(session: Session, intent: str, since: datetime, until: datetime) -> int:
+        """Signals on `intent` with since < observed_at <= until."""
+        return session.scalar(
+            select(func.count()).select_from(NegativeSignal).where(
+                NegativeSignal.intent == intent,
+                NegativeSignal.observed_at > since,
+                NegativeSignal.observed_at <= until,
+            )
+        ) or 0
+
+    def human_triage_rate(self, since: datetime) -> tuple[int, float | None]:
+        """(posts routed since `since`, share of them sent to human triage; None when there were none)."""
+        with self.session() as session:
+            total = session.scalar(select(func.count()).select_from(RoutedPost).where(RoutedPost.received_at > since)) or 0
+            if total == 0:
+                return 0, None
+            triaged = session.scalar(
+                select(func.count()).select_from(RoutedPost).where(
+                    RoutedPost.received_at > since, RoutedPost.confidence_tier == "human_triage"
+                )
+            ) or 0
+        return total, triaged / total
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # The URL is not echoed: it may carry a password.
+        raise StoreError("the database URL cannot be parsed; expected e.g. sqlite:///var/smista.db "
+                         "or postgresql://user@host/db") from None
+    if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise StoreError(
+            f"database {parsed.get_backend_name()!r} is not supported; use one of {', '.join(SUPPORTED_DIALECTS)}"
+        )
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    in_memory = parsed.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection, or every thread would see its own empty in-memory database.
+        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    else:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_for_many_writers(connection: Any, _record: Any) -> None:
+        # The driver's own implicit transactions break savepoints; they are begun below instead.
+        connection.isolation_level = None
+        if in_memory:
+            return
+        # Several worker processes write to one file: WAL lets readers run beside the writer, the
+        # busy timeout makes a writer wait for the lock instead of failing, and synchronous=NORMAL
+        # (safe with WAL against a crashed process) spares an fsync per commit.
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _take_the_write_lock_first(connection: Any) -> None:
+        # A transaction that reads and then writes would fail with "database is locked" if another
+        # process wrote in between; taking the write lock up front makes it wait its turn instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _dialect_insert(engine: Engine):
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+

@@ -1,0 +1,167 @@
+"""`smista serve ...`: run the HTTP endpoint, score a JSONL archive, benchmark the endpoint.
+
+    smista serve [--port 3000] [--model DIR_OR_URI]       bentoml serve on 127.0.0.1 (foreground)
+    smista serve batch POSTS.jsonl --output ROUTES.jsonl   classify and route a file, no server
+    smista serve bench [--url http://127.0.0.1:3000]       endpoint vs plain loop, same model
+
+API keys come from SMISTA_API_KEYS only (a command-line flag would show them in `ps`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from data.schema import DEFAULT_MAX_TEXT_CHARS
+from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT
+from serving.routing_config import DEFAULT_ROUTING_PATH
+from serving.settings import DEFAULT_MODEL, ServingSettings
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def __getattr__(name: str) -> tuple[type[Exception], ...]:
+    """USER_ERRORS, imported only when an error is being reported: the store pulls in SQLAlchemy
+    and the predictor numpy, which `smista --help` does not need."""
+    if name != "USER_ERRORS":
+        raise AttributeError(name)
+    from serving.bench import BenchError
+    from serving.local_server import ServerStartError
+    from serving.model_source import ModelMismatchError
+    from serving.routing_config import RoutingConfigError
+    from serving.settings import SettingsError
+    from serving.store import StoreError
+    from training.predict import ModelLoadError
+
+    # Printed as "smista: error: ..." without a traceback (see smista/cli.py).
+    return (RoutingConfigError, SettingsError, StoreError, ModelLoadError, ModelMismatchError, BenchError,
+            ServerStartError)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from smista.cli import UserError
+
+    overrides = {
+        "SMISTA_MODEL": args.model,
+        "SMISTA_ROUTING_CONFIG": args.routing_config,
+        "SMISTA_TAXONOMY": args.taxonomy,
+        "SMISTA_DATABASE_URL": args.database_url,
+    }
+    environ = {**os.environ, **{name: value for name, value in overrides.items() if value is not None}}
+    if args.no_api_key:
+        environ["SMISTA_REQUIRE_API_KEY"] = "false"
+    # Validate here, so a bad setting is one clear line instead of a traceback in each worker.
+    settings = ServingSettings.from_env(environ)
+    if not settings.require_api_key and args.host not in LOOPBACK_HOSTS:
+        raise UserError(f"without API keys the service listens only on loopback, not on {args.host}")
+    from serving.local_server import bentoml_command, stop_server
+
+    print(f"Serving on http://{args.host}:{args.port}: {settings.describe()}", flush=True)
+    process = subprocess.Popen(bentoml_command(args.host, args.port), cwd=REPO_ROOT, env={**environ, **settings.to_env()})
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        stop_server(process)
+        return 130
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from serving.batch import BatchConfig, score_file
+
+    report = score_file(BatchConfig(
+        input_path=Path(args.input),
+        output_path=Path(args.output),
+        model=args.model,
+        taxonomy_path=Path(args.taxonomy),
+        routing_config_path=Path(args.routing_config),
+        database_url=args.database_url,
+        as_of=args.as_of,
+        chunk_size=args.chunk_size,
+        keep_going=args.keep_going,
+        max_text_chars=args.max_text_chars,
+        store_post_text=args.store_text,
+    ), progress=None if args.no_progress else sys.stderr)
+    for error in report.errors:
+        print(error, file=sys.stderr)
+    print(f"Scored {report.scored} posts in {report.seconds:.1f} s ({report.posts_per_second:.1f} posts/s) "
+          f"-> {args.output}; {len(report.errors)} bad lines skipped")
+    return 1 if report.errors else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from serving.bench import BenchConfig, format_result, run_benchmark
+
+    result = run_benchmark(BenchConfig(
+        url=args.url,
+        model=args.model,
+        api_key=os.environ.get("SMISTA_API_KEY"),
+        server_pid=args.server_pid,
+        texts_glob=args.posts,
+        light_requests=args.light_requests,
+        concurrent_requests=args.concurrent_requests,
+        concurrency=args.concurrency,
+        batch_requests=args.batch_requests,
+        plain_posts=args.plain_posts,
+        phase_seconds=args.phase_seconds,
+    ))
+    print(format_result(result))
+    if args.json_output:
+        Path(args.json_output).write_text(json.dumps(result.as_dict(), indent=2), encoding="utf-8")
+        print(f"Written to {args.json_output}")
+    return 0
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    serve = groups.add_parser(
+        "serve", help="Run the HTTP endpoint (bentoml serve on 127.0.0.1), score a JSONL file, or benchmark.",
+        description="Without a subcommand: run `bentoml serve serving.service:Router` in the foreground. "
+                    "Settings come from SMISTA_* variables (serving/settings.py); the flags override them.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="Bind address (default: 127.0.0.1).")
+    serve.add_argument("--port", type=int, default=3000, help="Port (default: 3000).")
+    serve.add_argument("--model", default=None, help=f"Model directory or MLflow URI (default: $SMISTA_MODEL or {DEFAULT_MODEL}).")
+    serve.add_argument("--routing-config", default=None, help="Routing rules YAML (default: $SMISTA_ROUTING_CONFIG or configs/routing.yaml).")
+    serve.add_argument("--taxonomy", default=None, help="Taxonomy YAML (default: $SMISTA_TAXONOMY or configs/taxonomy.yaml).")
+    serve.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store (default: $SMISTA_DATABASE_URL or build/serving/smista.db).")
+    serve.add_argument("--no-api-key", action="store_true", help="Serve without API keys (loopback only).")
+    serve.set_defaults(handler=cmd_serve)
+    commands = serve.add_subparsers(dest="command", required=False, metavar="<command>")
+
+    batch = commands.add_parser("batch", help="Classify and route a JSONL file of posts, without a server.")
+    batch.add_argument("input", help="JSONL file of posts (the post schema).")
+    batch.add_argument("--output", required=True, help="JSONL file to write: one line per post with predictions and route.")
+    batch.add_argument("--model", default=DEFAULT_MODEL, help=f"Model directory or MLflow URI (default: {DEFAULT_MODEL}).")
+    batch.add_argument("--taxonomy", default=str(DEFAULT_TAXONOMY_PATH), help="Taxonomy YAML file.")
+    batch.add_argument("--routing-config", default=str(DEFAULT_ROUTING_PATH), help="Routing rules YAML file.")
+    batch.add_argument("--database-url", default="sqlite://",
+                       help="Store for predictions and crisis state (default: in memory, so a replay does not touch the live store).")
+    batch.add_argument("--as-of", choices=("created_at", "now"), default="created_at",
+                       help="Route each post as of its created_at (default) or as of now.")
+    batch.add_argument("--chunk-size", type=int, default=64, help="Posts predicted together (default: 64).")
+    batch.add_argument("--keep-going", action="store_true", help="Skip bad lines (reported) instead of stopping.")
+    batch.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, help="Longest accepted text.")
+    batch.add_argument("--store-text", action="store_true", help="Store post texts in the database too.")
+    batch.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
+    batch.set_defaults(handler=cmd_batch)
+
+    bench = commands.add_parser(
+        "bench", help="Benchmark the endpoint against the same model in a plain one-post-at-a-time loop.",
+        description="Bounded concurrent load on loopback. The API key is read from $SMISTA_API_KEY "
+                    "when --url is given; without --url a server is started on a free port.",
+    )
+    bench.add_argument("--url", default=None, help="A running endpoint, e.g. http://127.0.0.1:3000 (default: start one).")
+    bench.add_argument("--model", default=DEFAULT_MODEL, help="The model the endpoint serves (for the plain loop, and for the server started here).")
+    bench.add_argument("--server-pid", type=int, default=None, help="Pid of the running `bentoml serve`, to measure its memory.")
+    bench.add_argument("--posts", default="data/seed/*.jsonl", help="JSONL files whose texts are sent (default: the seed posts).")
+    bench.add_argument("--light-requests", type=int, default=300, help="Sequential single-post requests (latency).")
+    bench.add_argument("--concurrent-requests", type=int, default=800, help="Single-post requests sent concurrently.")
+    bench.add_argument("--concurrency", type=int, default=16, help="Concurrent clients for single-post requests.")
+    bench.add_argument("--batch-requests", type=int, default=24, help="64-post requests.")
+    bench.add_argument("--plain-posts", type=int, default=300, help="Posts through the plain loop.")
+    bench.add_argument("--phase-seconds", type=float, default=90.0, help="Time limit of each phase.")
+    bench.add_argument("--json-output", default=None, help="Also write the results as JSON here.")
+    bench.set_defaults(handler=cmd_bench)

@@ -1,0 +1,179 @@
+"""The shared code path of the Router and the batch command: validation, routing, storing,
+feedback and logs, with predictions built by hand (no model)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+
+from serving.pipeline import ModelIdentity, RequestRejected, RoutingPipeline
+from serving.routing_config import CrisisConfig
+from serving.rules import RoutingRules
+from serving.schemas import FeedbackIn, PostIn
+from serving.store import PredictionStore
+from tests.routing_helpers import default_rules, predictions, rome
+
+NOW = rome("2026-03-10 10:00")
+IDENTITY = ModelIdentity(model_version="smista-classifier/3", taxonomy_version="1")
+
+
+@pytest.fixture
+def pipeline(tmp_path, taxonomy):
+    rules = default_rules(taxonomy)
+    # A small crisis window so that a few posts make a spike.
+    crisis = CrisisConfig(**{**rules.config.crisis.model_dump(), "window_minutes": 10,
+                             "start_rate_per_hour": 30, "end_rate_per_hour": 12})
+    rules = RoutingRules.build(rules.config.model_copy(update={"crisis": crisis}), taxonomy)
+    store = PredictionStore(f"sqlite:///{tmp_path / 'smista.db'}")
+    ids = iter(f"auto-{n}" for n in range(1000))
+    pipeline = RoutingPipeline(taxonomy, rules, store, max_posts_per_request=4, max_text_chars=500,
+                               store_post_text=True, new_post_id=lambda: next(ids))
+    yield pipeline
+    store.close()
+
+
+def post_in(**fields) -> PostIn:
+    return PostIn.model_validate({"text": "La fibra non va da ieri", "channel": "twitter", **fields})
+
+
+def rejected(call, *args) -> RequestRejected:
+    with pytest.raises(RequestRejected) as error:
+        call(*args)
+    return error.value
+
+
+def test_one_post_or_a_list(pipeline):
+    [single] = pipeline.validate_for_routing(post_in(id="tw-1"))
+    assert single.id == "tw-1"
+    many = pipeline.validate_for_routing([post_in(), post_in(id="tw-9")])
+    assert [post.id for post in many] == ["auto-0", "tw-9"]  # a missing id is assigned
+
+
+def test_each_bad_post_is_named_by_position_and_field(pipeline):
+    error = rejected(pipeline.validate_for_routing, [post_in(), post_in(channel="fax"), post_in(text="   ")])
+    assert error.status == 400 and error.message == "invalid posts"
+    assert error.detail[0]["loc"] == ["posts", 1]
+    assert error.detail[0]["msg"].startswith("channel: unknown channel 'fax'; expected one of: twitter")
+    assert error.detail[1] == {"loc": ["posts", 2], "msg": "text: text is empty or only whitespace"}
+
+
+def test_routing_needs_a_channel_but_classifying_does_not(pipeline):
+    error = rejected(pipeline.validate_for_routing, PostIn(text="ciao"))
+    assert error.detail[0]["msg"].startswith("channel: required to route a post")
+    [item] = pipeline.validate_for_classify(PostIn(text="ciao"))
+    assert item.text == "ciao"
+    assert "unknown channel" in rejected(pipeline.validate_for_classify, PostIn(text="ciao", channel="fax")).detail[0]["msg"]
+
+
+def test_text_length_and_batch_limits(pipeline):
+    long_text = "a" * 501
+    for validate in (pipeline.validate_for_routing, pipeline.validate_for_classify):
+        error = rejected(validate, post_in(text=long_text))
+        assert "text is 501 characters, over the limit of 500" in error.detail[0]["msg"]
+        too_many = rejected(validate, [post_in() for _ in range(5)])
+        assert (too_many.status, too_many.message) == (413, "batch of 5 posts is over the limit of 4; split it")
+        assert rejected(validate, []).message == "no posts: send one post or a non-empty list"
+
+
+def test_timestamps_without_offset_are_refused(pipeline):
+    error = rejected(pipeline.validate_for_routing, post_in(created_at="2026-03-10T10:00:00"))
+    assert "has no timezone offset" in error.detail[0]["msg"]
+
+
+def test_route_stores_every_post_with_its_prediction_and_reasons(pipeline, taxonomy):
+    posts = pipeline.validate_for_routing([post_in(id="tw-1"), post_in(id="tw-2", text="Grazie, bravissimi!")])
+    response = pipeline.route(posts, [predictions(taxonomy, intent="assistenza_tecnica"),
+                                      predictions(taxonomy, intent="elogio", sentiment="positivo")], IDENTITY, NOW)
+    assert (response.model_version, response.taxonomy_version, response.routing_version) == ("smista-classifier/3", "1", "1")
+    assert [(r.id, r.route.queue) for r in response.results] == [("tw-1", "customer_care"), ("tw-2", "social_media")]
+    assert response.results[0].predictions["intent"].labels == ["assistenza_tecnica"]
+    [row] = pipeline.store.routed_posts("tw-1")
+    assert (row.intent, row.queue, row.confidence_tier, row.text) == ("assistenza_tecnica", "customer_care", "auto",
+                                                                     "La fibra non va da ieri")
+    assert row.predictions["intent"]["probabilities"]["assistenza_tecnica"] == 0.95
+    assert row.reasons[0]["rule"] == "intent_owner" and row.received_at == NOW
+
+
+def test_post_text_is_not_stored_when_the_deployment_opts_out(pipeline, taxonomy):
+    pipeline.store_post_text = False
+    posts = pipeline.validate_for_routing(post_in(id="tw-1"))
+    pipeline.route(posts, [predictions(taxonomy)], IDENTITY, NOW)
+    assert pipeline.store.routed_posts("tw-1")[0].text is None
+
+
+def test_logs_carry_ids_and_labels_never_the_text(pipeline, taxonomy, caplog):
+    secret = "Mi chiamo Mario Rossi, cell 333 1234567"
+    posts = pipeline.validate_for_routing(post_in(id="tw-7", text=secret))
+    with caplog.at_level(logging.DEBUG, logger="smista"):
+        pipeline.route(posts, [predictions(taxonomy)], IDENTITY, NOW)
+    [record] = [r for r in caplog.records if r.name == "smista.serving"]
+    event = json.loads(record.getMessage())
+    assert event["event"] == "post_routed" and event["post_id"] == "tw-7" and event["pii_kinds"] == ["phone"]
+    assert event["text_chars"] == len(secret)
+    assert "Mario" not in caplog.text and "333" not in caplog.text
+
+
+def test_a_spike_of_negative_posts_escalates_the_next_ones_to_management(pipeline, taxonomy):
+    negative = predictions(taxonomy, intent="assistenza_tecnica", sentiment="negativo")
+    routes = []
+    for minute in range(6):
+        posts = pipeline.validate_for_routing(post_in(id=f"out-{minute}"))
+        routes.append(pipeline.route(posts, [negative], IDENTITY, NOW + timedelta(minutes=minute)).results[0].route)
+    assert [route.crisis for route in routes] == [False, False, False, False, True, True]
+    assert routes[-1].queue == "direzione" and routes[-1].priority == "urgente"
+    report = pipeline.crisis.report(NOW + timedelta(minutes=6))
+    [crisis] = report.active
+    assert crisis.intent == "assistenza_tecnica" and crisis.flagged_posts == 2
+    # Positive posts on the same intent are not part of it.
+    posts = pipeline.validate_for_routing(post_in(id="happy"))
+    happy = pipeline.route(posts, [predictions(taxonomy, intent="assistenza_tecnica", sentiment="positivo")],
+                           IDENTITY, NOW + timedelta(minutes=6))
+    assert not happy.results[0].route.crisis
+
+
+def test_a_model_on_another_taxonomy_is_refused(pipeline, taxonomy):
+    posts = pipeline.validate_for_routing(post_in())
+    with pytest.raises(RuntimeError, match="taxonomy v2 but the service validates against v1"):
+        pipeline.route(posts, [predictions(taxonomy)], ModelIdentity("m", "2"), NOW)
+
+
+def route_one(pipeline, taxonomy, post_id="tw-1"):
+    pipeline.route(pipeline.validate_for_routing(post_in(id=post_id)), [predictions(taxonomy)], IDENTITY, NOW)
+
+
+def test_feedback_is_recorded_for_a_routed_post(pipeline, taxonomy):
+    route_one(pipeline, taxonomy)
+    receipt = pipeline.record_feedback(FeedbackIn.model_validate({
+        "post_id": "tw-1", "corrected_labels": {"intent": "fatturazione", "business_action": ["lamentela"]},
+        "handled_by_team": "customer_care", "resolved": True,
+        "first_response_at": "2026-03-10T10:20:00+01:00", "resolved_at": "2026-03-10T11:00:00+01:00",
+    }), NOW + timedelta(hours=1))
+    assert receipt.post_id == "tw-1" and receipt.feedback_id >= 1
+    [row] = pipeline.store.feedback_for("tw-1")
+    assert row.corrected_labels == {"intent": "fatturazione", "business_action": ["lamentela"]} and row.resolved
+
+
+def test_feedback_for_an_unknown_post_is_404(pipeline):
+    error = rejected(pipeline.record_feedback, FeedbackIn(post_id="mai-visto", resolved=False), NOW)
+    assert error.status == 404 and "unknown post_id 'mai-visto'" in error.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"corrected_labels": {"intent": "spam"}}, "labels.intent: unknown label id 'spam'"),
+        ({"corrected_labels": {"umore": "buono"}}, "labels.umore: unknown field"),
+        ({"handled_by_team": "marketing"}, "unknown team 'marketing'"),
+        ({"resolved": False, "resolved_at": "2026-03-10T11:00:00+01:00"}, "given for a case that is not resolved"),
+        ({"first_response_at": "2026-03-10T12:00:00+01:00", "resolved_at": "2026-03-10T11:00:00+01:00"},
+         "is before first_response_at"),
+    ],
+)
+def test_bad_feedback_is_refused_naming_the_field(pipeline, taxonomy, fields, expected):
+    route_one(pipeline, taxonomy)
+    feedback = FeedbackIn.model_validate({"post_id": "tw-1", "resolved": True, **fields})
+    error = rejected(pipeline.record_feedback, feedback, NOW)
+    assert error.status == 400 and expected in error.detail[0]["msg"]

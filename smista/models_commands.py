@@ -28,11 +28,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
         args.version, args.test_file, policy, name=args.name, alias=args.alias, taxonomy_path=args.taxonomy,
         tracking_uri=args.tracking_uri,
     )
-    challenger = args.version or "latest"
+    challenger = decision.challenger_version
     if decision.allowed:
         print(f"Promoted {args.name} version {challenger} to @{args.alias}:")
     else:
-        print(f"Refused: {args.name} version {challenger} does not replace @{args.alias}:")
+        print(
+            f"Refused: {args.name} version {challenger} does not replace "
+            f"version {decision.champion_version} as @{args.alias}:"
+        )
     for reason in decision.reasons:
         print(f"  - {reason}")
     return 0 if decision.allowed else 1

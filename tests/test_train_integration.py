@@ -88,7 +88,8 @@ def test_train_log_register_promote_and_refuse_a_worse_model(mlflow_server, tmp_
 
     promote = ["models", "promote", "--tracking-uri", mlflow_server, "--test-file", str(dataset_dir / "test.jsonl")]
     assert main(promote) == 0
-    assert "first promotion" in capsys.readouterr().out
+    first = capsys.readouterr().out
+    assert "Promoted smista-classifier version 1 to @champion" in first and "first promotion" in first
     assert client.get_model_version_by_alias("smista-classifier", "champion").version == "1"
     champion = Predictor.load("models:/smista-classifier@champion", tracking_uri=mlflow_server)
     assert champion.model_version == "smista-classifier/1"
@@ -99,7 +100,7 @@ def test_train_log_register_promote_and_refuse_a_worse_model(mlflow_server, tmp_
     assert worse.registered_version == "2"
     assert main(promote) == 1
     refusal = capsys.readouterr().out
-    assert "Refused: smista-classifier version latest does not replace @champion" in refusal
+    assert "Refused: smista-classifier version 2 does not replace version 1 as @champion" in refusal
     assert "intent_macro_f1" in refusal and "needs at least +0.0050" in refusal
     assert "head intent regresses" in refusal
     assert client.get_model_version_by_alias("smista-classifier", "champion").version == "1"

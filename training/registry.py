@@ -48,6 +48,8 @@ class PromotionDecision:
     reasons: list[str]                 # why it was refused, or what it improved
     challenger: dict[str, float]       # test metrics of the challenger
     champion: dict[str, float] | None  # of the champion; None on a first promotion
+    challenger_version: str | None = None  # filled in by promote()
+    champion_version: str | None = None
 
 
 def test_metrics(report) -> dict[str, float]:
@@ -141,6 +143,7 @@ def promote(
         check_taxonomy_matches(champion, taxonomy)
         champion_metrics = test_metrics(evaluate_posts(champion, posts, f"test ({test_file})"))
     decision = decide_promotion(challenger_metrics, champion_metrics, policy)
+    decision.challenger_version, decision.champion_version = challenger_version, current
     if decision.allowed:
         client = _client()
         client.set_registered_model_alias(name, alias, challenger_version)

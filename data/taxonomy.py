@@ -11,10 +11,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from data.errors import describe_validation_error
+from data.config_files import read_yaml_mapping, validate_mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TAXONOMY_PATH = REPO_ROOT / "configs" / "taxonomy.yaml"
@@ -136,16 +135,7 @@ class Taxonomy(_Strict):
 
 def load_taxonomy(path: str | Path = DEFAULT_TAXONOMY_PATH) -> Taxonomy:
     """Read and validate a taxonomy YAML file; raise TaxonomyError naming the bad key or value."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TaxonomyError(f"{path}: taxonomy file not found") from None
-    except yaml.YAMLError as exc:
-        raise TaxonomyError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise TaxonomyError(f"{path}: expected a mapping with 'version', 'fields' and 'channels'")
-    try:
-        return Taxonomy.model_validate(raw)
-    except ValidationError as exc:
-        raise TaxonomyError(f"{path}: invalid taxonomy:\n{describe_validation_error(exc)}") from None
+    raw = read_yaml_mapping(
+        path, TaxonomyError, "taxonomy file", "a mapping with 'version', 'fields' and 'channels'"
+    )
+    return validate_mapping(Taxonomy, raw, path, TaxonomyError, "taxonomy")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from data.errors import describe_validation_error
+from data.config_files import read_yaml_mapping, validate_mapping
 from data.taxonomy import REPO_ROOT
 
 DEFAULT_LABELING_CONFIG_PATH = REPO_ROOT / "configs" / "labeling.yaml"
@@ -39,16 +38,5 @@ class LabelingSettings(BaseModel):
 
 
 def load_labeling_settings(path: str | Path = DEFAULT_LABELING_CONFIG_PATH) -> LabelingSettings:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LabelingSettingsError(f"{path}: labeling settings file not found") from None
-    except yaml.YAMLError as exc:
-        raise LabelingSettingsError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise LabelingSettingsError(f"{path}: expected a mapping of settings")
-    try:
-        return LabelingSettings.model_validate(raw)
-    except ValidationError as exc:
-        raise LabelingSettingsError(f"{path}: invalid labeling settings:\n{describe_validation_error(exc)}") from None
+    raw = read_yaml_mapping(path, LabelingSettingsError, "labeling settings file", "a mapping of settings")
+    return validate_mapping(LabelingSettings, raw, path, LabelingSettingsError, "labeling settings")

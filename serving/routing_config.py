@@ -14,10 +14,9 @@ from datetime import date, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from data.errors import describe_validation_error
+from data.config_files import read_yaml_mapping, validate_mapping
 from data.pii import PII_KINDS
 from data.taxonomy import REPO_ROOT, Taxonomy
 
@@ -422,19 +421,8 @@ def check_against_taxonomy(config: RoutingConfig, taxonomy: Taxonomy) -> list[st
 
 def load_routing_config(path: str | Path, taxonomy: Taxonomy) -> RoutingConfig:
     """Read, validate and cross-check a routing YAML file; raise RoutingConfigError naming each problem."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RoutingConfigError(f"{path}: routing config not found") from None
-    except yaml.YAMLError as exc:
-        raise RoutingConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise RoutingConfigError(f"{path}: expected a mapping of routing settings")
-    try:
-        config = RoutingConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise RoutingConfigError(f"{path}: invalid routing config:\n{describe_validation_error(exc)}") from None
+    raw = read_yaml_mapping(path, RoutingConfigError, "routing config", "a mapping of routing settings")
+    config = validate_mapping(RoutingConfig, raw, path, RoutingConfigError, "routing config")
     problems = check_against_taxonomy(config, taxonomy)
     if problems:
         listed = "\n".join(f"  {problem}" for problem in problems)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from data.errors import describe_validation_error
+from data.config_files import read_yaml_mapping, validate_mapping
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from training.errors import RecipeError
 
@@ -224,23 +224,12 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> TrainRecipe:
-    try:
-        return TrainRecipe.model_validate(raw)
-    except ValidationError as exc:
-        raise RecipeError(f"{source}: invalid recipe:\n{describe_validation_error(exc)}") from None
+    return validate_mapping(TrainRecipe, raw, source, RecipeError, "recipe")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainRecipe:
     """Read a YAML recipe, apply `key=value` overrides, and validate it against the schema."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: recipe file not found") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: expected a mapping of recipe fields, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, RecipeError, "recipe file", "a mapping of recipe fields")
     for assignment in overrides:
         apply_override(raw, assignment)
     return recipe_from_dict(raw, source=str(path))

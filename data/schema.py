@@ -72,15 +72,7 @@ class Post(BaseModel):
     @field_validator("text")
     @classmethod
     def _text_present_and_bounded(cls, value: str, info: ValidationInfo) -> str:
-        if not value.strip():
-            raise ValueError("text is empty or only whitespace")
-        limit = _context(info).max_text_chars
-        if len(value) > limit:
-            raise ValueError(
-                f"text is {len(value)} characters, over the limit of {limit}; "
-                "shorten it or raise max_text_chars"
-            )
-        return value
+        return check_text(value, _context(info).max_text_chars)
 
     @field_validator("channel")
     @classmethod
@@ -128,6 +120,19 @@ class Post(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def check_text(text: str, max_text_chars: int) -> str:
+    """The text checks of a post, also for callers that have a text but no whole post:
+    raise ValueError when it is blank or longer than `max_text_chars`."""
+    if not text.strip():
+        raise ValueError("text is empty or only whitespace")
+    if len(text) > max_text_chars:
+        raise ValueError(
+            f"text is {len(text)} characters, over the limit of {max_text_chars}; "
+            "shorten it or raise max_text_chars"
+        )
+    return text
 
 
 def check_labels(labels: dict[str, Any], taxonomy: Taxonomy) -> None:

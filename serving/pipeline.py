@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from data.schema import Post, PostValidationError, PostValidator, check_labels
+from data.schema import Post, PostValidationError, PostValidator, check_labels, check_text
 from data.taxonomy import Taxonomy
 from serving.crisis import CrisisMonitor
 from serving.rules import HeadPredictionLike, RoutingRules, negative_intent, route_post
@@ -162,13 +162,10 @@ class RoutingPipeline:
             post = self.validator.validate(raw)
             return TextItem(id=post.id, text=post.text)
         # Without a channel there is no Post to build; the text gets the same checks as in Post.
-        text = raw["text"]
-        if not text.strip():
-            raise PostValidationError("text: text is empty or only whitespace")
-        if len(text) > self.max_text_chars:
-            raise PostValidationError(
-                f"text: text is {len(text)} characters, over the limit of {self.max_text_chars}; shorten it"
-            )
+        try:
+            text = check_text(raw["text"], self.max_text_chars)
+        except ValueError as exc:
+            raise PostValidationError(f"text: {exc}") from None
         return TextItem(id=raw["id"], text=text)
 
     def classification(self, posts: Sequence[TextItem], predictions: Sequence[Predictions],

@@ -145,12 +145,7 @@ def stratified_split(
     posts: Sequence[Post], field_name: str, test_fraction: float, validation_fraction: float, seed: int
 ) -> dict[str, list[Post]]:
     """Split posts into train/validation/test, stratified by one single-label field."""
-    groups: dict[str, list[Post]] = {}
-    for post in sorted(posts, key=lambda p: p.id):
-        groups.setdefault(str(post.labels[field_name]), []).append(post)  # type: ignore[index]
-    rng = random.Random(seed)
-    for name in sorted(groups):
-        rng.shuffle(groups[name])
+    groups = _shuffled_groups(posts, field_name, seed)
     sizes = {name: len(members) for name, members in groups.items()}
     # ceil: "test is at least 20%" must hold after rounding too.
     test_shares = allocate(sizes, math.ceil(len(posts) * test_fraction))
@@ -166,6 +161,46 @@ def stratified_split(
     for split in SPLITS:
         splits[split].sort(key=lambda p: p.id)
     return splits
+
+
+def _shuffled_groups(posts: Sequence[Post], field_name: str, seed: int) -> dict[str, list[Post]]:
+    """Posts grouped by their label of `field_name`, each group in a seeded shuffle of id order."""
+    groups: dict[str, list[Post]] = {}
+    for post in sorted(posts, key=lambda p: p.id):
+        groups.setdefault(str(post.labels[field_name]), []).append(post)  # type: ignore[index]
+    rng = random.Random(seed)
+    for name in sorted(groups):
+        rng.shuffle(groups[name])
+    return groups
+
+
+def stratified_holdout(posts: Sequence[Post], field_name: str, fraction: float, seed: int) -> tuple[list[Post], list[Post]]:
+    """(kept, held_out): hold out `fraction` of the posts (rounded up), stratified by one field."""
+    groups = _shuffled_groups(posts, field_name, seed)
+    shares = allocate({name: len(members) for name, members in groups.items()}, math.ceil(len(posts) * fraction))
+    kept: list[Post] = []
+    held_out: list[Post] = []
+    for name in sorted(groups):
+        held_out.extend(groups[name][: shares[name]])
+        kept.extend(groups[name][shares[name] :])
+    return sorted(kept, key=lambda p: p.id), sorted(held_out, key=lambda p: p.id)
+
+
+def stratified_folds(posts: Sequence[Post], field_name: str, folds: int, seed: int) -> list[list[Post]]:
+    """`folds` disjoint parts of the posts for cross-validation, each with every label of one field
+    in proportion: each label's shuffled posts are dealt to the folds in turn, continuing where the
+    previous label stopped so that fold sizes differ by at most one."""
+    if folds < 2:
+        raise DatasetBuildError(f"cross-validation needs at least 2 folds, got {folds}")
+    if len(posts) < folds:
+        raise DatasetBuildError(f"{len(posts)} posts are too few for {folds} folds")
+    parts: list[list[Post]] = [[] for _ in range(folds)]
+    position = 0
+    for members in (members for _, members in sorted(_shuffled_groups(posts, field_name, seed).items())):
+        for post in members:
+            parts[position % folds].append(post)
+            position += 1
+    return [sorted(part, key=lambda p: p.id) for part in parts]
 
 
 def label_counts(posts: Iterable[Post], taxonomy: Taxonomy) -> dict[str, dict[str, int]]:
@@ -238,24 +273,33 @@ def build_dataset(config: BuildConfig) -> BuildResult:
         if not splits[split]:
             raise DatasetBuildError(f"split {split!r} is empty: {len(posts)} posts are too few for these fractions")
 
-    output_dir = Path(config.output_dir)
+    return write_dataset(splits, taxonomy, Path(config.output_dir), asdict(config))
+
+
+def write_dataset(splits: dict[str, list[Post]], taxonomy: Taxonomy, output_dir: Path, config: dict) -> BuildResult:
+    """Write split posts as the DatasetDict (hf/), one JSONL file per split and manifest.json.
+
+    `config` is recorded in the manifest: how the splits were made (the build settings, or a
+    benchmark's protocol and fold).
+    """
     disable_progress_bars()  # a bar per split of a 1,000-post save is noise
     output_dir.mkdir(parents=True, exist_ok=True)
     to_dataset_dict(splits, taxonomy).save_to_disk(str(output_dir / "hf"))
     for split, members in splits.items():
         write_posts(output_dir / f"{split}.jsonl", members)
     counts = {split: label_counts(members, taxonomy) for split, members in splits.items()}
+    every_post = [post for members in splits.values() for post in members]
     result = BuildResult(
         output_dir=output_dir,
         splits=splits,
-        data_hash=data_hash(posts),
+        data_hash=data_hash(every_post),
         taxonomy_version=taxonomy.version,
         counts=counts,
     )
     manifest = {
         "data_hash": result.data_hash,
         "taxonomy_version": taxonomy.version,
-        "config": asdict(config),
+        "config": config,
         "sizes": {split: len(members) for split, members in splits.items()},
         "split_hashes": {split: data_hash(members) for split, members in splits.items()},
         "counts": counts,

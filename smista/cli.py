@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smista.data_commands",
     "smista.train_commands",
     "smista.evaluate_commands",
+    "smista.benchmark_commands",
     "smista.models_commands",
     "smista.mlflow_commands",
     "smista.label_commands",

@@ -166,6 +166,17 @@ class TrackingSettings(_Strict):
         default=REGISTERED_MODEL_NAME, min_length=1, description="Registered model that each run adds a version to."
     )
     register_model: bool = Field(default=True, description="Register the trained model as a new version.")
+    log_model: bool = Field(
+        default=True,
+        description="Log the model directory as an MLflow artifact. Off for throw-away runs such as "
+        "cross-validation folds (their metrics and evaluation files are still logged); registering needs it.",
+    )
+
+    @model_validator(mode="after")
+    def _register_needs_model(self) -> TrackingSettings:
+        if self.register_model and not self.log_model:
+            raise ValueError("register_model needs log_model: a registry version points at a logged model")
+        return self
 
 
 class TrainRecipe(_Strict):

@@ -233,6 +233,8 @@ def log_results(
         metrics.update(report.metrics(split))
     mlflow.log_metrics(metrics)
     mlflow.log_artifacts(str(evaluation_dir), "evaluation")
+    if not recipe.tracking.log_model:
+        return None
     name = recipe.tracking.registered_model_name if recipe.tracking.register_model else None
     version = log_model(model_dir, recipe.kind, name)
     if version is not None:

@@ -50,6 +50,7 @@ class BatchConfig:
     keep_going: bool = False
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     store_post_text: bool = False
+    runtime: str = "torch"   # torch, onnx or onnx-int8 (training.predict.RUNTIMES)
 
 
 @dataclass
@@ -71,8 +72,8 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
         raise ValueError(f"chunk_size must be positive, got {config.chunk_size}")
     taxonomy = load_taxonomy(config.taxonomy_path)
     rules = load_routing_rules(config.routing_config_path, taxonomy)
-    predictor = load_checked_predictor(config.model, taxonomy)
-    identity = ModelIdentity(predictor.model_version, predictor.taxonomy_version)
+    predictor = load_checked_predictor(config.model, taxonomy, config.runtime)
+    identity = ModelIdentity(predictor.model_version, predictor.taxonomy_version, predictor.runtime)
     store = PredictionStore(config.database_url)
     pipeline = RoutingPipeline(
         taxonomy, rules, store, max_posts_per_request=config.chunk_size, max_text_chars=config.max_text_chars,

@@ -1,12 +1,23 @@
-"""Benchmark the endpoint against the same model run plainly, one post at a time.
+"""Benchmark the endpoint, per inference runtime, against the same model run plainly, one post at a
+time, and against the machine's compute ceiling.
 
-Measured against a running Router on loopback (started here when no URL is given):
+Measured against a running Router on loopback (one `bentoml serve` started here per runtime, in
+turn: torch fp32, onnx fp32, onnx int8; or the one endpoint given by URL):
   - single-post latency at light load (one client, sequential requests): p50/p95/p99;
   - throughput with concurrent single-post requests (adaptive batching merges them);
   - throughput with 64-post requests;
   - peak resident memory of the server's processes (when their pid is known);
 and in the same run, in this process, the plain loop: tokenizer + model forward for one post at a
 time, the way a naive deployment serves it. Every phase is bounded in requests and in seconds.
+
+The compute ceiling: the model's forward FLOPs per post at the mean token length of the posts a
+figure sent (`model_flops`: 2 x the encoder's Linear weights per token, plus the attention score
+and value products, 2 x 2 x L^2 x attention width per layer, which grow with the square of the
+length; the heads are counted too, embeddings and element-wise ops are not), divided into the fp32
+matrix-multiply throughput of this machine, measured in a fresh subprocess (`measure_matmul`:
+torch.matmul of large square fp32 matrices, best of a few). Each throughput figure is shown as a
+share of the posts/s that ceiling allows. An int8 figure can pass 100%: int8 arithmetic is not
+bounded by the fp32 rate.
 """
 
 from __future__ import annotations
@@ -17,6 +28,8 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +41,8 @@ from data.taxonomy import REPO_ROOT
 from serving.local_server import LocalServer
 
 SEED_GLOB = "data/seed/*.jsonl"
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+RUNTIME_TITLES = {"torch": "torch fp32", "onnx": "onnx fp32", "onnx-int8": "onnx int8", "sklearn": "sklearn (TF-IDF)"}
 
 
 class BenchError(RuntimeError):
@@ -49,6 +64,10 @@ class BenchConfig:
     batch_concurrency: int = 2
     plain_posts: int = 300                 # posts through the plain loop
     phase_seconds: float = 90.0            # no phase runs longer than this
+    runtimes: tuple[str, ...] = RUNTIMES   # one server per runtime, in turn (ignored with `url`)
+    ceiling: bool = True                   # measure the fp32 matmul rate and the model's FLOPs
+    matmul_size: int = 2048                # square fp32 matrices for the matmul rate
+    matmul_repeats: int = 10
 
 
 @dataclass
@@ -60,6 +79,47 @@ class LatencySummary:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    mean_tokens: float | None = None        # of the posts sent (the model's tokenizer, truncated)
+    ceiling_share: float | None = None      # posts_per_second / the compute ceiling at mean_tokens
+
+
+@dataclass
+class EndpointResult:
+    """Every endpoint phase against one server (one runtime)."""
+
+    runtime: str
+    model_version: str
+    light_load: LatencySummary
+    concurrent_single: LatencySummary
+    batched: LatencySummary
+    route_light_load: LatencySummary
+    light_after_load: LatencySummary
+    server_peak_rss_mb: float | None
+    server_processes: int | None
+    startup_seconds: float | None = None
+
+
+@dataclass
+class Ceiling:
+    """The model's FLOPs per post and the machine's fp32 matmul rate."""
+
+    linear_params_per_token: int             # weights of the encoder's Linear layers (each used once per token)
+    head_params: int
+    layers: int
+    attention_width: int                     # heads x head size
+    mean_tokens: float                       # over every post the bench sends
+    flops_per_post: float                    # at mean_tokens
+    matmul_gflops: float                     # best of the repeats
+    matmul_gflops_median: float
+    matmul_size: int
+    matmul_threads: int
+    posts_per_second: float                  # matmul rate / flops_per_post
+
+    def flops(self, tokens: float) -> float:
+        return model_flops(self.linear_params_per_token, self.head_params, self.layers, self.attention_width, tokens)
+
+    def share(self, posts_per_second: float, tokens: float) -> float:
+        return round(posts_per_second * self.flops(tokens) / (self.matmul_gflops * 1e9), 3)
 
 
 @dataclass
@@ -67,17 +127,14 @@ class BenchResult:
     machine: str
     model: str
     model_version: str
-    light_load: LatencySummary
-    concurrent_single: LatencySummary
-    batched: LatencySummary
-    route_light_load: LatencySummary
-    light_after_load: LatencySummary
+    endpoints: dict[str, EndpointResult]     # runtime -> its server's phases
     plain: LatencySummary
-    server_peak_rss_mb: float | None
-    server_processes: int | None
     plain_process_peak_rss_mb: float
     concurrency: int
     batch_size: int
+    ceiling: Ceiling | None = None
+    export_seconds: float | None = None      # ONNX export made before the servers started (None: none needed)
+    load_average: dict[str, list[float]] = field(default_factory=dict)   # "start", "end": 1/5/15-minute
     ratios: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -193,6 +250,19 @@ async def _load(url: str, headers: dict[str, str], bodies: Sequence[dict], concu
     return summarize(latencies, len(failures), elapsed, len(latencies) * posts_per_body), failures
 
 
+def phase_text_indices(texts: Sequence[str], config: BenchConfig) -> dict[str, list[int]]:
+    """Which texts (indices) each endpoint phase sends: for the mean token length of its figure."""
+    count = len(texts)
+    return {
+        "light_load": [i % count for i in range(config.light_requests)],
+        "route_light_load": [i % count for i in range(min(100, config.light_requests))],
+        "concurrent_single": [i % count for i in range(config.concurrent_requests)],
+        "batched": [(i * config.batch_size + k) % count for i in range(config.batch_requests) for k in range(config.batch_size)],
+        "light_after_load": [i % count for i in range(50)],
+        "plain": [i % count for i in range(config.plain_posts)],
+    }
+
+
 def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], config: BenchConfig) -> dict[str, Any]:
     headers = {"X-API-Key": api_key} if api_key else {}
     classify, route = f"{base_url}/classify", f"{base_url}/route"
@@ -213,6 +283,7 @@ def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], confi
         raise BenchError(f"warm-up requests failed: {failures[0]}")
     probe = _post_json(classify, headers, single(0))
     results["model_version"] = probe["model_version"]
+    results["runtime"] = probe.get("runtime", "unknown")
     # Light load first, on a rested server: BentoML's batching dispatcher learns how long requests
     # queued under load and corks lone requests about that long for a while after (measured last).
     for name, url, bodies, concurrency, posts in (
@@ -285,14 +356,146 @@ def resolve_model_dir(source: str) -> Path:
     return Path(source)
 
 
-def run_benchmark(config: BenchConfig) -> BenchResult:
+# --- the compute ceiling ------------------------------------------------------------------------
+
+MATMUL_SCRIPT = """
+import json, os, statistics, sys, time
+import torch
+size, repeats = int(sys.argv[1]), int(sys.argv[2])
+threads = len(os.sched_getaffinity(0))
+torch.set_num_threads(threads)
+a, b = torch.randn(size, size), torch.randn(size, size)
+torch.matmul(a, b)  # warm-up: thread pool, caches
+rates = []
+for _ in range(repeats):
+    started = time.perf_counter()
+    torch.matmul(a, b)
+    rates.append(2 * size ** 3 / (time.perf_counter() - started) / 1e9)
+print(json.dumps({"best": max(rates), "median": statistics.median(rates), "threads": threads, "rates": rates}))
+"""
+
+
+def measure_matmul(size: int = 2048, repeats: int = 5) -> dict[str, Any]:
+    """fp32 GFLOP/s of torch.matmul on two size x size matrices, in a fresh process (a process that
+    already ran a model has other thread pools and caches warm), with torch using every core this
+    process may run on. Returns best, median, threads and every repeat's rate."""
+    result = subprocess.run([sys.executable, "-c", MATMUL_SCRIPT, str(size), str(repeats)],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise BenchError(f"the matmul measurement failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def model_flops(linear_params_per_token: int, head_params: int, layers: int, attention_width: int,
+                tokens: float) -> float:
+    """Forward FLOPs of one post of `tokens` tokens (a multiply-add is 2 FLOPs).
+
+    Each Linear weight of the encoder (Q, K, V, output, both feed-forward layers) is multiplied
+    once per token: 2 x weights x L. Attention adds per layer Q.K^T and softmax.V, each L x L x
+    width multiply-adds: 4 x L^2 x width. The heads see one pooled vector: 2 x their weights.
+    Embedding look-ups, layer norms, GELU, softmax and pooling are not matrix products and are not
+    counted (a few percent at these sizes).
+    """
+    return 2.0 * linear_params_per_token * tokens + 4.0 * layers * attention_width * tokens**2 + 2.0 * head_params
+
+
+def model_shape(model) -> dict[str, int]:
+    """Counts `model_flops` needs, read from a SmistaMultiHeadModel (any encoder made of Linear layers)."""
+    from torch import nn
+
+    encoder = model.encoder
+    config = model.config.encoder
+    linear = sum(module.in_features * module.out_features for module in encoder.modules() if isinstance(module, nn.Linear))
+    heads = sum(head.in_features * head.out_features for head in model.heads.values())
+    head_size = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return {"linear_params_per_token": linear, "head_params": heads, "layers": config.num_hidden_layers,
+            "attention_width": config.num_attention_heads * head_size}
+
+
+def token_lengths(model_dir: Path, texts: Sequence[str]) -> list[int]:
+    from transformers import AutoTokenizer
+
+    import training.model  # noqa: F401  (registers the smista config type with AutoConfig)
+
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=config.get("max_input_tokens", 128))["input_ids"]]
+
+
+def measure_ceiling(model_dir: Path, lengths: Sequence[int], config: BenchConfig) -> Ceiling:
+    from training.model import SmistaMultiHeadModel
+
+    shape = model_shape(SmistaMultiHeadModel.from_pretrained(model_dir))
+    matmul = measure_matmul(config.matmul_size, config.matmul_repeats)
+    mean_tokens = sum(lengths) / len(lengths)
+    flops = model_flops(tokens=mean_tokens, **shape)
+    return Ceiling(
+        **shape, mean_tokens=round(mean_tokens, 1), flops_per_post=flops,
+        matmul_gflops=round(matmul["best"], 1), matmul_gflops_median=round(matmul["median"], 1),
+        matmul_size=config.matmul_size, matmul_threads=matmul["threads"],
+        posts_per_second=round(matmul["best"] * 1e9 / flops, 1),
+    )
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def export_for_bench(model_source: str, model_dir: Path, runtimes: Sequence[str]) -> float | None:
+    """Make the ONNX export the servers will load (same folder as Predictor.load picks), so that
+    their start-up does not include it; its time is reported on its own."""
+    if not any(runtime.startswith("onnx") for runtime in runtimes):
+        return None
+    from training.onnx_export import default_onnx_dir, ensure_export, is_transformer_dir
+    from training.predict import MLFLOW_URI_PREFIXES
+
+    if not is_transformer_dir(model_dir):
+        raise BenchError(f"{model_source}: runtimes {', '.join(runtimes)} need a transformer model; "
+                         f"{model_dir} holds none (a TF-IDF baseline serves with --runtimes torch only)")
+    started = time.perf_counter()
+    result = ensure_export(model_dir, default_onnx_dir(model_dir, temporary_source=model_source.startswith(MLFLOW_URI_PREFIXES)))
+    return round(time.perf_counter() - started, 1) if result.exported else 0.0
+
+
+def _endpoint_result(runtime: str, endpoint: dict[str, Any], peak: float | None, processes: int | None,
+                     startup: float | None) -> EndpointResult:
+    return EndpointResult(
+        runtime=endpoint.get("runtime", runtime), model_version=endpoint["model_version"],
+        light_load=endpoint["light_load"], concurrent_single=endpoint["concurrent_single"], batched=endpoint["batched"],
+        route_light_load=endpoint["route_light_load"], light_after_load=endpoint["light_after_load"],
+        server_peak_rss_mb=round(peak / 2**20, 1) if peak else None, server_processes=processes, startup_seconds=startup,
+    )
+
+
+def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
+    """`progress`: a callable taking one line, told when each stage starts (the run takes minutes)."""
+    say = progress or (lambda line: None)
+    load_start = [round(value, 2) for value in os.getloadavg()]
     texts = load_texts(config.texts_glob)
+    for runtime in config.runtimes:
+        if runtime not in RUNTIMES:
+            raise BenchError(f"unknown runtime {runtime!r}; expected some of: {', '.join(RUNTIMES)}")
+    model_dir = resolve_model_dir(config.model)
+    ceiling, lengths = None, None
+    if config.ceiling and (model_dir / "config.json").is_file():
+        say(f"measuring the fp32 matmul rate ({config.matmul_size}^2, {config.matmul_repeats} repeats) in a fresh process")
+        lengths = token_lengths(model_dir, texts)
+        ceiling = measure_ceiling(model_dir, lengths, config)
+    export_seconds = None
+    endpoints: dict[str, EndpointResult] = {}
     if config.url is None:
-        with LocalServer(model=config.model, error=BenchError) as server:
-            with MemorySampler(server.pid) as memory:
-                endpoint = measure_endpoint(server.url, server.api_key, texts, config)
-            peak, processes = memory.peak_bytes, memory.processes
+        export_seconds = export_for_bench(config.model, model_dir, config.runtimes)
+        for runtime in config.runtimes:
+            say(f"starting bentoml serve with SMISTA_RUNTIME={runtime}")
+            started = time.perf_counter()
+            with LocalServer(model=config.model, extra_env={"SMISTA_RUNTIME": runtime}, error=BenchError) as server:
+                startup = round(time.perf_counter() - started, 1)
+                say(f"measuring {runtime} on {server.url}")
+                with MemorySampler(server.pid) as memory:
+                    endpoint = measure_endpoint(server.url, server.api_key, texts, config)
+                peak, processes = memory.peak_bytes, memory.processes
+            endpoints[runtime] = _endpoint_result(runtime, endpoint, peak, processes, startup)
     else:
+        say(f"measuring {config.url}")
         if config.server_pid is not None:
             with MemorySampler(config.server_pid) as memory:
                 endpoint = measure_endpoint(config.url.rstrip("/"), config.api_key, texts, config)
@@ -300,49 +503,116 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         else:
             endpoint = measure_endpoint(config.url.rstrip("/"), config.api_key, texts, config)
             peak, processes = None, None
-    plain = measure_plain_loop(config.model, texts, config.plain_posts, config.phase_seconds)
+        endpoints[endpoint.get("runtime", "unknown")] = _endpoint_result("unknown", endpoint, peak, processes, None)
+    say("measuring the plain transformers loop in this process")
+    plain = measure_plain_loop(str(model_dir), texts, config.plain_posts, config.phase_seconds)
     plain_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    best = max(endpoint["concurrent_single"].posts_per_second, endpoint["batched"].posts_per_second)
+    if ceiling is not None:
+        add_ceiling_shares(endpoints, plain, ceiling, lengths, texts, config)
+    ratios = {}
+    for runtime, result in endpoints.items():
+        best = max(result.concurrent_single.posts_per_second, result.batched.posts_per_second)
+        ratios[f"{runtime}: best_endpoint_over_plain"] = round(best / plain.posts_per_second, 2)
+        ratios[f"{runtime}: batched_over_plain"] = round(result.batched.posts_per_second / plain.posts_per_second, 2)
+    if "torch" in endpoints:
+        for runtime, result in endpoints.items():
+            if runtime != "torch":
+                ratios[f"{runtime}: batched_over_torch_batched"] = round(
+                    result.batched.posts_per_second / endpoints["torch"].batched.posts_per_second, 2)
+                ratios[f"{runtime}: light_load_over_torch_light_load"] = round(
+                    result.light_load.posts_per_second / endpoints["torch"].light_load.posts_per_second, 2)
+    first = next(iter(endpoints.values()))
     return BenchResult(
         machine=machine_description(),
         model=config.model,
-        model_version=endpoint["model_version"],
-        light_load=endpoint["light_load"],
-        concurrent_single=endpoint["concurrent_single"],
-        batched=endpoint["batched"],
-        route_light_load=endpoint["route_light_load"],
-        light_after_load=endpoint["light_after_load"],
+        model_version=first.model_version,
+        endpoints=endpoints,
         plain=plain,
-        server_peak_rss_mb=round(peak / 2**20, 1) if peak else None,
-        server_processes=processes,
         plain_process_peak_rss_mb=round(plain_peak_mb, 1),
         concurrency=config.concurrency,
         batch_size=config.batch_size,
-        ratios={
-            "best_endpoint_over_plain": round(best / plain.posts_per_second, 2),
-            "concurrent_single_over_plain": round(endpoint["concurrent_single"].posts_per_second / plain.posts_per_second, 2),
-            "batched_over_plain": round(endpoint["batched"].posts_per_second / plain.posts_per_second, 2),
-        },
+        ceiling=ceiling,
+        export_seconds=export_seconds,
+        load_average={"start": load_start, "end": [round(value, 2) for value in os.getloadavg()]},
+        ratios=ratios,
     )
 
 
+def add_ceiling_shares(endpoints: dict[str, EndpointResult], plain: LatencySummary, ceiling: Ceiling,
+                       lengths: Sequence[int], texts: Sequence[str], config: BenchConfig) -> None:
+    """Mean tokens of the posts each figure sent, and its posts/s as a share of the ceiling there."""
+    indices = phase_text_indices(texts, config)
+
+    def fill(summary: LatencySummary, phase: str) -> None:
+        sent = indices[phase][: summary.requests * (config.batch_size if phase == "batched" else 1)]
+        if not sent:
+            return
+        summary.mean_tokens = round(sum(lengths[i] for i in sent) / len(sent), 1)
+        summary.ceiling_share = ceiling.share(summary.posts_per_second, summary.mean_tokens)
+
+    for result in endpoints.values():
+        for phase in ("light_load", "concurrent_single", "batched", "route_light_load", "light_after_load"):
+            fill(getattr(result, phase), phase)
+    fill(plain, "plain")
+
+
+def _share(summary: LatencySummary) -> str:
+    return f"{summary.ceiling_share * 100:.1f}%" if summary.ceiling_share is not None else "-"
+
+
 def format_result(result: BenchResult) -> str:
-    rows = [
-        ("endpoint /classify, 1 post, 1 client (light load)", result.light_load),
-        (f"endpoint /classify, 1 post, {result.concurrency} concurrent clients", result.concurrent_single),
-        (f"endpoint /classify, {result.batch_size} posts per request", result.batched),
-        ("endpoint /route, 1 post, 1 client (stores it)", result.route_light_load),
-        ("endpoint /classify, 1 post, 1 client, right after load", result.light_after_load),
-        ("plain loop, 1 post at a time, same model", result.plain),
-    ]
-    lines = [f"machine: {result.machine}", f"model: {result.model} ({result.model_version})", "",
-             f"{'':56} {'requests':>8} {'posts/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"]
-    for name, summary in rows:
-        lines.append(f"{name:56} {summary.requests:>8} {summary.posts_per_second:>9} {summary.p50_ms:>8} "
-                     f"{summary.p95_ms:>8} {summary.p99_ms:>8}")
+    lines = [f"machine: {result.machine}", f"model: {result.model} ({result.model_version})"]
+    if result.load_average:
+        lines.append("load average (1/5/15 min) at start: {} ; at end: {}".format(
+            " ".join(map(str, result.load_average.get("start", []))), " ".join(map(str, result.load_average.get("end", [])))))
+    if result.export_seconds:
+        lines.append(f"ONNX export made before the servers started: {result.export_seconds} s")
+    ceiling = result.ceiling
+    if ceiling is not None:
+        lines += [
+            "",
+            f"compute ceiling: {ceiling.flops_per_post / 1e9:.3f} GFLOP per post at {ceiling.mean_tokens} tokens "
+            f"(2 x {ceiling.linear_params_per_token / 1e6:.2f}M Linear weights x L + 4 x {ceiling.layers} layers x "
+            f"{ceiling.attention_width} x L^2 + heads)",
+            f"fp32 matmul: {ceiling.matmul_gflops} GFLOP/s best, {ceiling.matmul_gflops_median} median "
+            f"({ceiling.matmul_size}x{ceiling.matmul_size}, {ceiling.matmul_threads} threads, fresh process) "
+            f"-> ceiling {ceiling.posts_per_second} posts/s at {ceiling.mean_tokens} tokens",
+        ]
+    header = f"{'':62} {'requests':>8} {'posts/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'tokens':>7} {'ceiling':>8}"
+    lines += ["", header]
+
+    def row(name: str, summary: LatencySummary) -> str:
+        tokens = f"{summary.mean_tokens}" if summary.mean_tokens is not None else "-"
+        return (f"{name:62} {summary.requests:>8} {summary.posts_per_second:>9} {summary.p50_ms:>8} "
+                f"{summary.p95_ms:>8} {summary.p99_ms:>8} {tokens:>7} {_share(summary):>8}")
+
+    for runtime, endpoint in result.endpoints.items():
+        title = RUNTIME_TITLES.get(runtime, runtime)
+        for name, summary in (
+            ("/classify, 1 post, 1 client (light load)", endpoint.light_load),
+            (f"/classify, 1 post, {result.concurrency} concurrent clients", endpoint.concurrent_single),
+            (f"/classify, {result.batch_size} posts per request", endpoint.batched),
+            ("/route, 1 post, 1 client (stores it)", endpoint.route_light_load),
+            ("/classify, 1 post, 1 client, right after load", endpoint.light_after_load),
+        ):
+            lines.append(row(f"{title}: {name}", summary))
+    lines.append(row("plain transformers loop, 1 post at a time (torch fp32)", result.plain))
+    lines += ["", "summary (endpoint /classify)", f"{'runtime':18} {'1 post posts/s':>15} {'p50 ms':>8} {'p95 ms':>8} "
+              f"{'p99 ms':>8} {'ceiling':>8} {f'{result.batch_size}/request posts/s':>22} {'ceiling':>8} {'server RSS MB':>14}"]
+    for runtime, endpoint in result.endpoints.items():
+        light, batched = endpoint.light_load, endpoint.batched
+        rss = f"{endpoint.server_peak_rss_mb}" if endpoint.server_peak_rss_mb is not None else "-"
+        lines.append(f"{RUNTIME_TITLES.get(runtime, runtime):18} {light.posts_per_second:>15} {light.p50_ms:>8} "
+                     f"{light.p95_ms:>8} {light.p99_ms:>8} {_share(light):>8} {batched.posts_per_second:>22} "
+                     f"{_share(batched):>8} {rss:>14}")
+    plain = result.plain
+    lines.append(f"{'plain loop (torch)':18} {plain.posts_per_second:>15} {plain.p50_ms:>8} {plain.p95_ms:>8} "
+                 f"{plain.p99_ms:>8} {_share(plain):>8} {'-':>22} {'-':>8} {'-':>14}")
     lines.append("")
-    if result.server_peak_rss_mb is not None:
-        lines.append(f"server peak RSS: {result.server_peak_rss_mb} MB over {result.server_processes} processes")
+    for runtime, endpoint in result.endpoints.items():
+        if endpoint.startup_seconds is not None:
+            lines.append(f"{RUNTIME_TITLES.get(runtime, runtime)} server: ready in {endpoint.startup_seconds} s, "
+                         f"peak RSS {endpoint.server_peak_rss_mb} MB over {endpoint.server_processes} processes")
     lines.append(f"plain-loop process peak RSS: {result.plain_process_peak_rss_mb} MB")
-    lines.append("throughput ratio endpoint / plain: " + ", ".join(f"{k} {v}x" for k, v in result.ratios.items()))
+    lines.append("throughput ratios: " + ", ".join(f"{k} {v}x" for k, v in result.ratios.items()))
     return "\n".join(lines)

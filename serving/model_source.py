@@ -24,10 +24,12 @@ class ModelMismatchError(RuntimeError):
     """The loaded model does not predict the taxonomy the service validates against."""
 
 
-def load_checked_predictor(source: str, taxonomy: Taxonomy) -> Predictor:
+def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str = "torch") -> Predictor:
+    """The Predictor of `source` run by `runtime` (torch, onnx, onnx-int8: see training/predict.py),
+    checked against the taxonomy the service validates with."""
     from training.predict import Predictor
 
-    predictor = Predictor.load(source)
+    predictor = Predictor.load(source, runtime=runtime)
     if predictor.taxonomy_version != taxonomy.version:
         raise ModelMismatchError(
             f"model {source!r} ({predictor.model_version}) was trained on taxonomy v{predictor.taxonomy_version}, "

@@ -69,6 +69,7 @@ class TextItem:
 class ModelIdentity:
     model_version: str
     taxonomy_version: str
+    runtime: str = "torch"   # what ran the model (training.predict.Predictor.runtime)
 
 
 def enable_info_logs() -> None:
@@ -174,6 +175,7 @@ class RoutingPipeline:
         return ClassifyResponse(
             model_version=identity.model_version,
             taxonomy_version=identity.taxonomy_version,
+            runtime=identity.runtime,
             results=[
                 PostClassification(id=post.id, predictions={head: head_output(p) for head, p in prediction.items()})
                 for post, prediction in zip(posts, predictions, strict=True)

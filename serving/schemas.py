@@ -55,6 +55,7 @@ class TextPrediction(BaseModel):
     predictions: dict[str, HeadOutput]
     model_version: str
     taxonomy_version: str
+    runtime: str = "torch"
 
 
 class ModelInfo(BaseModel):
@@ -72,6 +73,10 @@ class ClassifyResponse(BaseModel):
     model_version: str
     taxonomy_version: str
     results: list[PostClassification] = Field(description="One per post, in request order.")
+    runtime: str = Field(
+        default="torch",
+        description="What ran the model: torch, onnx (fp32) or onnx-int8 (SMISTA_RUNTIME); sklearn for the TF-IDF baseline.",
+    )
 
 
 class Reason(BaseModel):

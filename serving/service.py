@@ -110,12 +110,12 @@ class Classifier:
     def __init__(self) -> None:
         enable_info_logs()
         settings = ServingSettings.from_env()
-        self.predictor = load_checked_predictor(settings.model, load_taxonomy(settings.taxonomy_path))
+        self.predictor = load_checked_predictor(settings.model, load_taxonomy(settings.taxonomy_path), settings.runtime)
         # The first forward pass allocates and warms caches; pay it now, not on the first request.
         self.predictor.predict(["avvio del servizio"])
         self.metrics = PredictionMetrics()
         log_event("classifier_ready", model=settings.model, model_version=self.predictor.model_version,
-                  taxonomy_version=self.predictor.taxonomy_version)
+                  taxonomy_version=self.predictor.taxonomy_version, runtime=self.predictor.runtime)
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
     def classify(self, texts: list[str]) -> list[TextPrediction]:
@@ -126,6 +126,7 @@ class Classifier:
                 predictions={head: head_output(prediction) for head, prediction in by_head.items()},
                 model_version=self.predictor.model_version,
                 taxonomy_version=self.predictor.taxonomy_version,
+                runtime=self.predictor.runtime,
             )
             for by_head in predictions
         ]
@@ -215,7 +216,7 @@ class Router:
                 if attempt == CLASSIFIER_ATTEMPTS:
                     raise
                 log_event("classifier_call_retried", level=logging.WARNING, attempt=attempt, error=type(exc).__name__)
-        identity = ModelIdentity(outputs[0].model_version, outputs[0].taxonomy_version)
+        identity = ModelIdentity(outputs[0].model_version, outputs[0].taxonomy_version, outputs[0].runtime)
         return [output.predictions for output in outputs], identity
 
 

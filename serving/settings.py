@@ -5,6 +5,7 @@ environment.
 | variable | field |
 |---|---|
 | SMISTA_MODEL | model |
+| SMISTA_RUNTIME | runtime (torch, onnx, onnx-int8) |
 | SMISTA_TAXONOMY | taxonomy_path |
 | SMISTA_ROUTING_CONFIG | routing_config_path |
 | SMISTA_DATABASE_URL | database_url |
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -30,9 +32,14 @@ from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT
 from serving.routing_config import DEFAULT_ROUTING_PATH
 
 DEFAULT_MODEL = "models:/smista-classifier@champion"
+# The same values as training.predict.RUNTIMES (not imported: that module pulls in numpy and the
+# model code, which validating settings does not need; tests/test_onnx_runtime.py checks they agree).
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+Runtime = Literal["torch", "onnx", "onnx-int8"]
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'build' / 'serving' / 'smista.db'}"
 _FIELD_TO_VARIABLE = {
     "model": "SMISTA_MODEL",
+    "runtime": "SMISTA_RUNTIME",
     "taxonomy_path": "SMISTA_TAXONOMY",
     "routing_config_path": "SMISTA_ROUTING_CONFIG",
     "database_url": "SMISTA_DATABASE_URL",
@@ -56,6 +63,12 @@ class ServingSettings(BaseModel):
         default=DEFAULT_MODEL,
         description="Model to serve: a local model directory or an MLflow URI (models:/name@alias, runs:/id/model).",
     )
+    runtime: Runtime = Field(
+        default="torch",
+        description="How the Classifier runs a transformer model: torch (as trained), onnx (the ONNX export, fp32, "
+        "onnxruntime) or onnx-int8 (the export dynamically quantised to int8). A missing or stale export is made "
+        "when the service starts. A TF-IDF baseline accepts only torch.",
+    )
     taxonomy_path: Path = Field(default=DEFAULT_TAXONOMY_PATH, description="Taxonomy YAML file.")
     routing_config_path: Path = Field(default=DEFAULT_ROUTING_PATH, description="Routing rules YAML file.")
     database_url: str = Field(
@@ -73,6 +86,15 @@ class ServingSettings(BaseModel):
     store_post_text: bool = Field(
         default=True, description="Store post texts with predictions, so corrections can go back to annotators."
     )
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _known_runtime(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in RUNTIMES:
+                raise ValueError(f"unknown runtime {value!r}; expected one of: {', '.join(RUNTIMES)}")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -113,7 +135,7 @@ class ServingSettings(BaseModel):
     def describe(self) -> str:
         """One line for the start-up log: what is served and where, never the keys."""
         return (
-            f"model={self.model} taxonomy={self.taxonomy_path} routing={self.routing_config_path} "
+            f"model={self.model} runtime={self.runtime} taxonomy={self.taxonomy_path} routing={self.routing_config_path} "
             f"database={_redacted_url(self.database_url)} api_keys={len(self.api_keys)} "
             f"require_api_key={self.require_api_key} max_posts_per_request={self.max_posts_per_request} "
             f"max_request_bytes={self.max_request_bytes} max_text_chars={self.max_text_chars}"
@@ -124,6 +146,7 @@ class ServingSettings(BaseModel):
         result to a child process's environment, never to a log)."""
         env = {
             "SMISTA_MODEL": self.model,
+            "SMISTA_RUNTIME": self.runtime,
             "SMISTA_TAXONOMY": str(self.taxonomy_path),
             "SMISTA_ROUTING_CONFIG": str(self.routing_config_path),
             "SMISTA_DATABASE_URL": self.database_url,

@@ -1,8 +1,14 @@
-"""`smista models ...`: compare registered model versions and promote one to champion."""
+"""`smista models ...`: compare registered model versions and promote one to champion; export a
+model to ONNX and check the ONNX runtimes against torch.
+
+    smista models export-onnx --model DIR_OR_URI         fp32 + int8 ONNX files, sizes and export time
+    smista models check-runtime --model DIR_OR_URI --posts LABELLED.jsonl [--taxonomy YAML]
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from smista.arguments import add_dataclass_arguments, dataclass_from_args
@@ -41,6 +47,72 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0 if decision.allowed else 1
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from training.onnx_export import default_onnx_dir, ensure_export, export_model, stale_reason
+    from training.predict import BASELINE_FILE
+
+    model_dir, downloaded = _local_model_dir(args.model, args.tracking_uri)
+    if (model_dir / BASELINE_FILE).is_file():
+        from training.errors import ModelLoadError
+
+        raise ModelLoadError(f"model {args.model!r} is a TF-IDF baseline: only transformer models export to ONNX")
+    onnx_dir = Path(args.output_dir) if args.output_dir else default_onnx_dir(model_dir, temporary_source=downloaded)
+    if args.force:
+        result = export_model(model_dir, onnx_dir)
+    else:
+        reason = stale_reason(model_dir, onnx_dir)
+        result = ensure_export(model_dir, onnx_dir)
+        if not result.exported:
+            print(f"Up to date: {onnx_dir} was exported from this model as it is now (use --force to export again).")
+        else:
+            print(f"Exporting: {reason}")
+    manifest = result.manifest
+    for path in (result.fp32_path, result.int8_path):
+        print(f"  {path}  {path.stat().st_size / 2**20:.1f} MB")
+    if result.exported:
+        seconds = result.seconds
+        print(f"Export took {seconds['total']:.1f} s (torch.onnx.export {seconds['export']:.1f} s, "
+              f"check against torch {seconds['verify']:.1f} s, int8 quantisation {seconds['quantize']:.1f} s); "
+              f"opset {manifest['opset']}, largest fp32 probability difference to torch "
+              f"{manifest['fp32_max_abs_difference']:.1e}")
+    print(f"Recorded in {result.onnx_dir / 'export.json'}")
+    return 0
+
+
+def cmd_check_runtime(args: argparse.Namespace) -> int:
+    import json
+
+    from data.taxonomy import load_taxonomy
+    from training.evaluate import read_labelled_posts
+    from training.runtime_check import compare_runtimes
+
+    taxonomy = load_taxonomy(args.taxonomy)
+    posts = read_labelled_posts(args.posts, taxonomy)
+    comparison = compare_runtimes(args.model, posts, tracking_uri=args.tracking_uri, batch_size=args.batch_size,
+                                  split=str(args.posts))
+    print(comparison.format_table())
+    if args.json_output:
+        Path(args.json_output).write_text(json.dumps(comparison.to_dict(), indent=2), encoding="utf-8")
+        print(f"Written to {args.json_output}")
+    return 0
+
+
+def _local_model_dir(source: str, tracking_uri: str | None) -> tuple[Path, bool]:
+    """(local model directory, whether it is a temporary MLflow download)."""
+    from training.errors import ModelLoadError
+    from training.predict import MLFLOW_URI_PREFIXES
+
+    if source.startswith(MLFLOW_URI_PREFIXES):
+        from training.tracking import download_model
+
+        model_dir, _ = download_model(source, tracking_uri)
+        return Path(model_dir), True
+    path = Path(source)
+    if not path.is_dir():
+        raise ModelLoadError(f"model {source!r}: no such directory, and not an MLflow URI (models:/name@alias, runs:/id/model)")
+    return path, False
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=REGISTERED_MODEL_NAME, help="Registered model name.")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db).")
@@ -48,7 +120,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    models = groups.add_parser("models", help="Compare registered model versions; promote one to champion.")
+    models = groups.add_parser("models", help="Compare registered model versions; promote one to champion; export to ONNX.")
     commands = models.add_subparsers(dest="command", required=True, metavar="<command>")
 
     compare = commands.add_parser(
@@ -72,3 +144,29 @@ def register(groups: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(promote, PromotionPolicy)
     _common(promote)
     promote.set_defaults(handler=cmd_promote)
+
+    export = commands.add_parser(
+        "export-onnx", help="Export a transformer model to ONNX: fp32 and dynamically quantised int8, every head in one graph.",
+        description="Writes model.onnx, model.int8.onnx and export.json into <model dir>/onnx (for an MLflow URI: "
+        "build/onnx-cache/<content hash>, where `Predictor.load(..., runtime='onnx')` looks too). An export made "
+        "from the model as it is now is kept unless --force.",
+    )
+    export.add_argument("--model", required=True, help="Model directory or MLflow URI (models:/smista-classifier@champion).")
+    export.add_argument("--output-dir", default=None, help="Write here instead of the default folder.")
+    export.add_argument("--force", action="store_true", help="Export again even if the export is up to date.")
+    export.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for a models:/ or runs:/ URI.")
+    export.set_defaults(handler=cmd_export_onnx)
+
+    check = commands.add_parser(
+        "check-runtime", help="Predict labelled posts with torch, onnx and onnx-int8: agreement with torch and macro-F1 per head.",
+        description="Agreement = share of posts whose label(s) are identical to torch's (every label of a multi-label "
+        "head). Macro-F1 against the gold labels (training/evaluate.py), with the difference to torch.",
+    )
+    check.add_argument("--model", required=True, help="Model directory or MLflow URI.")
+    check.add_argument("--posts", required=True, help="Labelled JSONL posts (e.g. build/dataset/test.jsonl).")
+    check.add_argument("--taxonomy", default=str(DEFAULT_TAXONOMY_PATH),
+                       help="Taxonomy YAML the posts are labelled with (default: configs/taxonomy.yaml; benchmark data sets have their own).")
+    check.add_argument("--batch-size", type=int, default=32, help="Posts per model call (default: 32).")
+    check.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for a models:/ or runs:/ URI.")
+    check.add_argument("--json-output", default=None, help="Also write the comparison as JSON here.")
+    check.set_defaults(handler=cmd_check_runtime)

@@ -1,8 +1,9 @@
 """`smista serve ...`: run the HTTP endpoint, score a JSONL archive, benchmark the endpoint.
 
-    smista serve [--port 3000] [--model DIR_OR_URI]       bentoml serve on 127.0.0.1 (foreground)
+    smista serve [--port 3000] [--model DIR_OR_URI] [--runtime torch|onnx|onnx-int8]
+                                                           bentoml serve on 127.0.0.1 (foreground)
     smista serve batch POSTS.jsonl --output ROUTES.jsonl   classify and route a file, no server
-    smista serve bench [--url http://127.0.0.1:3000]       endpoint vs plain loop, same model
+    smista serve bench [--url http://127.0.0.1:3000]       endpoint per runtime vs plain loop vs compute ceiling
 
 API keys come from SMISTA_API_KEYS only (a command-line flag would show them in `ps`).
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT
 from serving.routing_config import DEFAULT_ROUTING_PATH
-from serving.settings import DEFAULT_MODEL, ServingSettings
+from serving.settings import DEFAULT_MODEL, RUNTIMES, ServingSettings
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -47,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     overrides = {
         "SMISTA_MODEL": args.model,
+        "SMISTA_RUNTIME": args.runtime,
         "SMISTA_ROUTING_CONFIG": args.routing_config,
         "SMISTA_TAXONOMY": args.taxonomy,
         "SMISTA_DATABASE_URL": args.database_url,
@@ -84,6 +86,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         max_text_chars=args.max_text_chars,
         store_post_text=args.store_text,
+        runtime=args.runtime,
     ), progress=None if args.no_progress else sys.stderr)
     for error in report.errors:
         print(error, file=sys.stderr)
@@ -95,6 +98,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from serving.bench import BenchConfig, format_result, run_benchmark
 
+    runtimes = tuple(name.strip() for name in args.runtimes.split(",") if name.strip())
+    unknown = [name for name in runtimes if name not in RUNTIMES]
+    if unknown or not runtimes:
+        from smista.cli import UserError
+
+        raise UserError(f"--runtimes: unknown {', '.join(unknown) or 'empty list'}; expected some of: {', '.join(RUNTIMES)}")
     result = run_benchmark(BenchConfig(
         url=args.url,
         model=args.model,
@@ -107,7 +116,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batch_requests=args.batch_requests,
         plain_posts=args.plain_posts,
         phase_seconds=args.phase_seconds,
-    ))
+        runtimes=runtimes,
+        ceiling=not args.no_ceiling,
+        matmul_size=args.matmul_size,
+    ), progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
     print(format_result(result))
     if args.json_output:
         Path(args.json_output).write_text(json.dumps(result.as_dict(), indent=2), encoding="utf-8")
@@ -124,6 +136,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="Bind address (default: 127.0.0.1).")
     serve.add_argument("--port", type=int, default=3000, help="Port (default: 3000).")
     serve.add_argument("--model", default=None, help=f"Model directory or MLflow URI (default: $SMISTA_MODEL or {DEFAULT_MODEL}).")
+    serve.add_argument("--runtime", default=None, choices=RUNTIMES,
+                       help="How the Classifier runs the model: torch, onnx (fp32 export) or onnx-int8 (quantised export); "
+                            "a missing or stale export is made at start-up (default: $SMISTA_RUNTIME or torch).")
     serve.add_argument("--routing-config", default=None, help="Routing rules YAML (default: $SMISTA_ROUTING_CONFIG or configs/routing.yaml).")
     serve.add_argument("--taxonomy", default=None, help="Taxonomy YAML (default: $SMISTA_TAXONOMY or configs/taxonomy.yaml).")
     serve.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store (default: $SMISTA_DATABASE_URL or build/serving/smista.db).")
@@ -142,6 +157,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     batch.add_argument("--as-of", choices=("created_at", "now"), default="created_at",
                        help="Route each post as of its created_at (default) or as of now.")
     batch.add_argument("--chunk-size", type=int, default=64, help="Posts predicted together (default: 64).")
+    batch.add_argument("--runtime", default="torch", choices=RUNTIMES,
+                       help="torch (default), onnx or onnx-int8: see `smista serve --help`.")
     batch.add_argument("--keep-going", action="store_true", help="Skip bad lines (reported) instead of stopping.")
     batch.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, help="Longest accepted text.")
     batch.add_argument("--store-text", action="store_true", help="Store post texts in the database too.")
@@ -149,9 +166,11 @@ def register(groups: argparse._SubParsersAction) -> None:
     batch.set_defaults(handler=cmd_batch)
 
     bench = commands.add_parser(
-        "bench", help="Benchmark the endpoint against the same model in a plain one-post-at-a-time loop.",
+        "bench", help="Benchmark the endpoint per runtime (torch, onnx, onnx-int8) against a plain loop and the compute ceiling.",
         description="Bounded concurrent load on loopback. The API key is read from $SMISTA_API_KEY "
-                    "when --url is given; without --url a server is started on a free port.",
+                    "when --url is given; without --url a server is started on a free port for each of --runtimes, "
+                    "in turn. Each throughput is also shown as a share of the compute ceiling: the model's FLOPs per "
+                    "post at the posts' mean token length against the fp32 matmul rate measured in a fresh process.",
     )
     bench.add_argument("--url", default=None, help="A running endpoint, e.g. http://127.0.0.1:3000 (default: start one).")
     bench.add_argument("--model", default=DEFAULT_MODEL, help="The model the endpoint serves (for the plain loop, and for the server started here).")
@@ -163,5 +182,11 @@ def register(groups: argparse._SubParsersAction) -> None:
     bench.add_argument("--batch-requests", type=int, default=24, help="64-post requests.")
     bench.add_argument("--plain-posts", type=int, default=300, help="Posts through the plain loop.")
     bench.add_argument("--phase-seconds", type=float, default=90.0, help="Time limit of each phase.")
+    bench.add_argument("--runtimes", default=",".join(RUNTIMES),
+                       help="Comma-separated runtimes to start a server for, in turn (default: all: "
+                            f"{','.join(RUNTIMES)}); ignored with --url, whose endpoint says its own.")
+    bench.add_argument("--no-ceiling", action="store_true",
+                       help="Skip the compute ceiling (fp32 matmul rate and the model's FLOPs per post).")
+    bench.add_argument("--matmul-size", type=int, default=2048, help="Square fp32 matrices for the matmul rate (default: 2048).")
     bench.add_argument("--json-output", default=None, help="Also write the results as JSON here.")
     bench.set_defaults(handler=cmd_bench)

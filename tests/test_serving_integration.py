@@ -127,6 +127,7 @@ def test_classify_one_post_and_a_list(http, taxonomy):
     assert one.status_code == 200, one.text
     body = one.json()
     assert body["taxonomy_version"] == taxonomy.version and body["model_version"] == "model"
+    assert body["runtime"] == "torch"  # SMISTA_RUNTIME's default
     [result] = body["results"]
     assert set(result["predictions"]) == set(taxonomy.fields)
     for head, prediction in result["predictions"].items():
@@ -310,6 +311,28 @@ def test_metrics_and_openapi(http):
     assert "bentoml_service_adaptive_batch_size" in metrics
     paths = http.get("/docs.json").json()["paths"]
     assert {"/classify", "/route", "/feedback", "/crisis", "/readyz"} <= set(paths)
+
+
+def test_the_onnx_int8_runtime_serves_classify(http, model_dir, tmp_path_factory):
+    """SMISTA_RUNTIME=onnx-int8: the Classifier exports the model at start-up (a copy, so the shared
+    model's folder stays as it is) and answers like the torch server."""
+    import shutil
+
+    workdir = tmp_path_factory.mktemp("serve-onnx")
+    shutil.copytree(model_dir, workdir / "model")
+    body = {"posts": [{"id": f"c{n}", "text": text} for n, text in enumerate(CANDIDATES)]}
+    env = {"SMISTA_RUNTIME": "onnx-int8", "SMISTA_API_KEYS": KEY}
+    with LocalServer(str(workdir / "model"), extra_env=env, workdir=workdir, startup_timeout=150) as server:
+        with httpx.Client(base_url=server.url, headers=HEADERS, timeout=60.0) as client:
+            response = client.post("/classify", json=body)
+    assert response.status_code == 200, response.text
+    served = response.json()
+    assert (served["runtime"], served["model_version"]) == ("onnx-int8", "model")
+    assert (workdir / "model" / "onnx" / "model.int8.onnx").is_file()
+    reference = http.post("/classify", json=body).json()
+    same = [ours["predictions"]["intent"]["labels"] == theirs["predictions"]["intent"]["labels"]
+            for ours, theirs in zip(served["results"], reference["results"], strict=True)]
+    assert sum(same) >= len(same) - 1, same
 
 
 def test_a_simulated_crisis_spike_escalates_to_management_and_shows_in_crisis(http, scenario):

@@ -17,6 +17,11 @@ import numpy as np
 from training.errors import ModelLoadError
 
 MLFLOW_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
+# How a transformer model is run: PyTorch as trained, or its ONNX export (training/onnx_export.py)
+# under onnxruntime, in fp32 or dynamically quantised to int8. A TF-IDF baseline runs on
+# scikit-learn whatever is asked, and accepts only "torch" (the default).
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+BASELINE_RUNTIME = "sklearn"
 # Name of the model directory inside the logged MLflow model (see training/tracking.py).
 MLFLOW_ARTIFACT_KEY = "smista_model"
 BASELINE_FILE = "baseline.json"
@@ -65,8 +70,27 @@ class HeadSpec:
         return decisions.astype(int), certainty.min(axis=1)
 
 
+def check_runtime(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"unknown runtime {runtime!r}; expected one of: {', '.join(RUNTIMES)}")
+    return runtime
+
+
+def length_sorted_batches(tokenizer, texts: Sequence[str], max_length: int, batch_size: int, return_tensors: str):
+    """(row indices, padded batch) chunks of `batch_size` texts, shortest first, each padded only to
+    its own longest post. Sorting by length keeps padding small; callers put results back in input
+    order by the indices."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    order = np.argsort([len(ids) for ids in encoded], kind="stable")
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        yield indices, tokenizer.pad([{"input_ids": encoded[i]} for i in indices], return_tensors=return_tensors)
+
+
 class TransformerBackend:
     """Runs a SmistaMultiHeadModel: length-sorted batches, each padded to its own longest post."""
+
+    runtime = "torch"
 
     def __init__(self, model, tokenizer, max_length: int):
         self.model = model.eval()
@@ -76,16 +100,11 @@ class TransformerBackend:
     def probabilities(self, texts: Sequence[str], batch_size: int) -> dict[str, np.ndarray]:
         import torch
 
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        # Sorting by length keeps padding small; results are put back in input order below.
-        order = np.argsort([len(ids) for ids in encoded], kind="stable")
         config = self.model.config
         result = {name: np.zeros((len(texts), len(config.heads[name]["labels"])), dtype=np.float32) for name in config.field_names}
         device = next(self.model.parameters()).device
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                indices = order[start : start + batch_size]
-                batch = self.tokenizer.pad([{"input_ids": encoded[i]} for i in indices], return_tensors="pt")
+            for indices, batch in length_sorted_batches(self.tokenizer, texts, self.max_length, batch_size, "pt"):
                 batch = {key: value.to(device) for key, value in batch.items()}
                 probabilities = self.model.probabilities(self.model(**batch))
                 for name, values in probabilities.items():
@@ -95,6 +114,8 @@ class TransformerBackend:
 
 class BaselineBackend:
     """Runs the TF-IDF baseline (training/baseline.py)."""
+
+    runtime = BASELINE_RUNTIME
 
     def __init__(self, model):
         self.model = model
@@ -117,43 +138,63 @@ class Predictor:
         self.taxonomy_version = taxonomy_version
         self.kind = kind  # "transformer" or "tfidf_baseline"
 
+    @property
+    def runtime(self) -> str:
+        """What runs the model: "torch", "onnx", "onnx-int8", or "sklearn" for the TF-IDF baseline."""
+        return self.backend.runtime
+
     @classmethod
-    def load(cls, source: str, tracking_uri: str | None = None) -> Predictor:
+    def load(cls, source: str, tracking_uri: str | None = None, runtime: str = "torch") -> Predictor:
         """Load from a local model directory, or an MLflow URI ("models:/smista-classifier@champion",
         "models:/smista-classifier/3", "runs:/<run_id>/model").
 
         model_version is "<registered name>/<version>" for a models:/ URI (an alias is resolved to
         its version), the run id for runs:/, the directory name for a local directory.
+
+        runtime: "torch" (default), "onnx" or "onnx-int8" (transformer models only). For the ONNX
+        runtimes a missing or stale export is made now (training/onnx_export.py): into
+        <model_dir>/onnx for a local directory, into build/onnx-cache/<content hash> for a model
+        downloaded from MLflow.
         """
+        check_runtime(runtime)
         if source.startswith(MLFLOW_URI_PREFIXES):
             from training.tracking import download_model
 
             model_dir, version = download_model(source, tracking_uri)
-            return cls.from_directory(model_dir, model_version=version)
+            return cls.from_directory(model_dir, model_version=version, runtime=runtime, downloaded=True)
         path = Path(source)
         if not path.is_dir():
             raise ModelLoadError(
                 f"model {source!r}: no such directory, and not an MLflow URI (models:/name@alias, models:/name/N, runs:/id/model)"
             )
-        return cls.from_directory(path, model_version=path.resolve().name)
+        return cls.from_directory(path, model_version=path.resolve().name, runtime=runtime)
 
     @classmethod
-    def from_directory(cls, model_dir: str | Path, model_version: str) -> Predictor:
+    def from_directory(cls, model_dir: str | Path, model_version: str, runtime: str = "torch",
+                       downloaded: bool = False) -> Predictor:
         model_dir = Path(model_dir)
+        check_runtime(runtime)
         if (model_dir / BASELINE_FILE).is_file():
+            if runtime != "torch":
+                raise ModelLoadError(
+                    f"model {model_version} ({model_dir}) is a TF-IDF baseline: runtime {runtime!r} runs exported "
+                    "transformer models only; serve the baseline with runtime 'torch' (SMISTA_RUNTIME=torch), "
+                    "which runs it on scikit-learn"
+                )
             from training.baseline import BaselineModel
 
             model = BaselineModel.load(model_dir)
             heads = {name: HeadSpec.from_config(name, spec) for name, spec in model.heads.items()}
             return cls(BaselineBackend(model), heads, model_version, model.taxonomy_version, "tfidf_baseline")
         if (model_dir / "config.json").is_file():
-            return cls.from_transformer_directory(model_dir, model_version)
+            return cls.from_transformer_directory(model_dir, model_version, runtime=runtime, downloaded=downloaded)
         raise ModelLoadError(
             f"model directory {model_dir} holds neither a transformer model (config.json) nor a baseline ({BASELINE_FILE})"
         )
 
     @classmethod
-    def from_transformer_directory(cls, model_dir: Path, model_version: str) -> Predictor:
+    def from_transformer_directory(cls, model_dir: Path, model_version: str, runtime: str = "torch",
+                                   downloaded: bool = False) -> Predictor:
         from transformers import AutoTokenizer
 
         from training.model import SmistaConfig, SmistaMultiHeadModel
@@ -163,6 +204,20 @@ class Predictor:
             raise ModelLoadError(
                 f"{model_dir} holds a {config_data.get('model_type')!r} model, not a smista multi-head model"
             )
+        if check_runtime(runtime) != "torch":
+            from training.onnx_backend import OnnxBackend
+            from training.onnx_export import default_onnx_dir, ensure_export
+
+            export = ensure_export(model_dir, default_onnx_dir(model_dir, temporary_source=downloaded))
+            heads = {name: HeadSpec.from_config(name, config_data["heads"][name]) for name in config_data["field_names"]}
+            backend = OnnxBackend(
+                export.int8_path if runtime == "onnx-int8" else export.fp32_path,
+                AutoTokenizer.from_pretrained(model_dir),
+                max_length=int(config_data.get("max_input_tokens", 128)),
+                field_names=list(heads),
+                runtime=runtime,
+            )
+            return cls(backend, heads, model_version, str(config_data.get("taxonomy_version")), "transformer")
         model = SmistaMultiHeadModel.from_pretrained(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         return cls.from_transformer(model, tokenizer, model_version)

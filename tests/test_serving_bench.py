@@ -1,0 +1,76 @@
+"""`smista serve bench`'s compute ceiling and report, without servers: the FLOPs count of a model
+and the table of a result (tests/test_serving_integration.py runs real servers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.bench import (
+    BenchResult,
+    Ceiling,
+    EndpointResult,
+    LatencySummary,
+    format_result,
+    measure_matmul,
+    model_flops,
+    model_shape,
+)
+
+pytest_plugins = ("tests.training_fixtures",)
+
+
+def test_flops_count_the_linear_weights_and_the_attention_products(tiny_run):
+    from training.model import SmistaMultiHeadModel
+
+    model = SmistaMultiHeadModel.from_pretrained(tiny_run.model_dir)
+    config = model.config.encoder
+    hidden, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    shape = model_shape(model)
+    # Q, K, V, output (hidden x hidden each) and the two feed-forward layers, per layer; no pooler.
+    assert shape["linear_params_per_token"] == layers * (4 * hidden * hidden + 2 * hidden * inner)
+    assert shape["attention_width"] == hidden and shape["layers"] == layers
+    labels = sum(len(spec["labels"]) for spec in model.config.heads.values())
+    assert shape["head_params"] == hidden * labels
+    tokens = 20
+    expected = 2 * shape["linear_params_per_token"] * tokens + 4 * layers * hidden * tokens**2 + 2 * hidden * labels
+    assert model_flops(tokens=tokens, **shape) == expected
+    # The attention term grows with the square of the length.
+    assert model_flops(tokens=40, **shape) - 2 * model_flops(tokens=20, **shape) == pytest.approx(
+        4 * layers * hidden * (40**2 - 2 * 20**2) - 2 * hidden * labels)
+
+
+def test_matmul_rate_is_measured_in_a_fresh_process():
+    rate = measure_matmul(size=256, repeats=2)
+    assert rate["best"] >= rate["median"] > 0 and len(rate["rates"]) == 2 and rate["threads"] >= 1
+
+
+def summary(posts_per_second: float, share: float | None = None) -> LatencySummary:
+    return LatencySummary(requests=10, failures=0, seconds=1.0, posts_per_second=posts_per_second, p50_ms=10.0,
+                          p95_ms=20.0, p99_ms=30.0, mean_tokens=60.0, ceiling_share=share)
+
+
+def test_the_report_has_a_row_per_runtime_and_the_ceiling():
+    endpoints = {
+        runtime: EndpointResult(runtime=runtime, model_version="model", light_load=summary(pps, 0.2),
+                                concurrent_single=summary(pps * 2), batched=summary(pps * 3, 0.6),
+                                route_light_load=summary(pps), light_after_load=summary(pps),
+                                server_peak_rss_mb=900.0, server_processes=3, startup_seconds=12.0)
+        for runtime, pps in (("torch", 30.0), ("onnx", 40.0), ("onnx-int8", 55.0))
+    }
+    ceiling = Ceiling(linear_params_per_token=10_616_832, head_params=10_752, layers=6, attention_width=384,
+                      mean_tokens=60.0, flops_per_post=1.33e9, matmul_gflops=150.0, matmul_gflops_median=140.0,
+                      matmul_size=2048, matmul_threads=2, posts_per_second=112.8)
+    result = BenchResult(machine="2 cores", model="m", model_version="model", endpoints=endpoints,
+                         plain=summary(50.0, 0.44), plain_process_peak_rss_mb=500.0, concurrency=16, batch_size=64,
+                         ceiling=ceiling, export_seconds=18.0, load_average={"start": [0.1, 0.2, 0.3], "end": [1.0, 0.5, 0.3]},
+                         ratios={"onnx-int8: batched_over_torch_batched": 1.83})
+    text = format_result(result)
+    for title in ("torch fp32", "onnx fp32", "onnx int8"):
+        assert f"{title}: /classify, 1 post, 1 client (light load)" in text
+        assert f"{title}: /classify, 64 posts per request" in text
+    assert "plain transformers loop, 1 post at a time (torch fp32)" in text
+    assert "fp32 matmul: 150.0 GFLOP/s best" in text and "ceiling 112.8 posts/s" in text
+    assert "60.0%" in text and "20.0%" in text and "load average" in text and "ONNX export" in text
+    at_ceiling = ceiling.matmul_gflops * 1e9 / ceiling.flops(60.0)
+    assert ceiling.share(at_ceiling, 60.0) == pytest.approx(1.0, abs=0.001)
+    assert ceiling.share(at_ceiling / 2, 60.0) == pytest.approx(0.5, abs=0.001)

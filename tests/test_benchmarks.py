@@ -69,6 +69,7 @@ def write_spec(path: Path, tracking: str, **changes) -> Path:
             {"name": "polarity", "metric": "sentipolc", "heads": ["opos", "oneg"], "reference": 0.66, "target": 0.66,
              "reference_source": "best 2016 system"},
             {"name": "oneg_yes_f1", "metric": "class_f1", "heads": ["oneg"], "label": "yes"},
+            {"name": "subjectivity", "metric": "sentipolc", "heads": ["subj"]},
         ],
         "models": {
             "tfidf": {"recipe": str(REPO_ROOT / "configs/train/baseline.yaml")},
@@ -214,6 +215,9 @@ def test_benchmark_run_trains_both_models_on_custom_heads_and_writes_results(tmp
     for model in result.models.values():
         # The flags are spelled out by the words: both models learn them.
         assert model.mean("polarity") > 0.8, model.scores
+        assert model.mean("subjectivity") > 0.8, model.scores
+        # The SENTIPOLC score of one flag is that head's macro-F1 over its two classes.
+        assert model.mean("subjectivity") == pytest.approx(model.head_macro_f1["subj"][0])
         assert set(model.head_macro_f1) == {"subj", "opos", "oneg"}
     # The runs are in MLflow, in the benchmark's own experiment, with the benchmark's heads.
     import mlflow

@@ -42,8 +42,9 @@ def compute_scores(spec: BenchmarkSpec, model_dir: Path, test_posts: list[Post],
                 raise BenchmarkSpecError(f"score {score.name}: head {head.name} has no label {score.label!r} ({', '.join(head.labels)})")
             values[score.name] = head.per_class[score.label]["f1"] or 0.0
         else:
-            if predicted is None:
-                predicted = predict_labels(model_dir, test_posts, score.heads)
+            if predicted is None:  # once for every sentipolc score: all their heads at once
+                heads = sorted({head for other in spec.scores if other.metric == "sentipolc" for head in other.heads})
+                predicted = predict_labels(model_dir, test_posts, heads)
             gold = {name: [post.labels[name] for post in test_posts] for name in score.heads}
             values[score.name] = sentipolc_score(score, predicted, gold)
     return values

@@ -14,22 +14,14 @@ import pytest
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from serving.settings import RUNTIMES as SETTINGS_RUNTIMES
 from serving.settings import ServingSettings, SettingsError
-from tests.training_helpers import synthetic_posts
+from tests.training_helpers import SAMPLE_TEXTS, synthetic_posts
 from training import onnx_export
 from training.errors import ModelLoadError
 from training.predict import RUNTIMES, Predictor
 
 pytest_plugins = ("tests.training_fixtures",)
 
-TEXTS = [
-    "Grazie complimenti",
-    "La bolletta ha un addebito doppio, voglio il rimborso subito per favore, è la terza volta che succede",
-    "modem",
-    "Vorrei attivare l'offerta, mi fate un preventivo?",
-    "Internet e linea ancora giù da ieri, il modem lampeggia",
-    "Che tempo fa domani a Roma?",
-    "bolletta grazie modem offerta",
-]
+TEXTS = [*SAMPLE_TEXTS, "Che tempo fa domani a Roma?", "bolletta grazie modem offerta"]
 # Texts the tiny model never saw (another seed), plus the hand-written ones above.
 CHECK_TEXTS = TEXTS + [post["text"] for post in synthetic_posts(120, seed=11)]
 

@@ -7,18 +7,13 @@ import dataclasses
 
 import pytest
 
+from tests.training_helpers import SAMPLE_TEXTS
 from training.errors import ModelLoadError
 from training.predict import HeadPrediction, Predictor
 
 pytest_plugins = ("tests.training_fixtures",)
 
-TEXTS = [
-    "Grazie complimenti",
-    "La bolletta ha un addebito doppio, voglio il rimborso subito per favore, è la terza volta che succede",
-    "modem",
-    "Vorrei attivare l'offerta, mi fate un preventivo?",
-    "Internet e linea ancora giù da ieri, il modem lampeggia",
-]
+TEXTS = SAMPLE_TEXTS
 
 
 @pytest.fixture(scope="module", params=["transformer", "baseline"])

@@ -29,6 +29,16 @@ PROFILES = {
 FILLERS = ["oggi", "ancora", "per favore", "davvero", "ieri", "subito", "sempre", "qui"]
 
 
+# Posts of every length and kind a predictor test needs: short, long, in-vocabulary, mixed.
+SAMPLE_TEXTS = [
+    "Grazie complimenti",
+    "La bolletta ha un addebito doppio, voglio il rimborso subito per favore, è la terza volta che succede",
+    "modem",
+    "Vorrei attivare l'offerta, mi fate un preventivo?",
+    "Internet e linea ancora giù da ieri, il modem lampeggia",
+]
+
+
 def synthetic_posts(count: int = 80, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     intents = list(PROFILES)

@@ -26,7 +26,6 @@ import asyncio
 import glob
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from typing import Any
 
 from data.taxonomy import REPO_ROOT
 from serving.local_server import LocalServer
+from training.machine import machine_description
 
 SEED_GLOB = "data/seed/*.jsonl"
 RUNTIMES = ("torch", "onnx", "onnx-int8")
@@ -139,17 +139,6 @@ class BenchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def machine_description() -> str:
-    model_name = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
-                break
-    return f"{len(os.sched_getaffinity(0))} cores, {model_name}, {platform.system()} {platform.release()}"
 
 
 def load_texts(pattern: str, limit: int = 2000) -> list[str]:

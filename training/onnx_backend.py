@@ -7,20 +7,15 @@ each padded only to its own longest post, results back in input order.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from training.errors import ModelLoadError
+from training.machine import available_cores
 from training.onnx_export import PROBABILITY_PREFIX
 from training.predict import length_sorted_batches
-
-
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's count)."""
-    return len(os.sched_getaffinity(0))
 
 
 def inference_session(path: str | Path, threads: int | None = None):

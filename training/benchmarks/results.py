@@ -7,8 +7,6 @@ the form docs/BENCHMARKS.md records them in.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,20 +97,6 @@ class BenchmarkResult:
             sources = "; ".join(sorted({score["reference_source"] for score in self.scores if score.get("reference_source")}))
             lines.append("| published: " + sources + " | " + " | ".join(references) + " | |")
         return "\n".join(lines)
-
-
-def machine_description() -> str:
-    """CPU model and core count, for the record next to every timing."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores"
 
 
 def results_table(output_dir: str | Path) -> str:

@@ -16,9 +16,10 @@ import yaml
 from data.dataset import SPLITS, stratified_folds, stratified_holdout, write_dataset
 from data.schema import Post
 from training.benchmarks.loading import LoadedBenchmark, load_benchmark
-from training.benchmarks.results import BenchmarkResult, ModelResult, machine_description
+from training.benchmarks.results import BenchmarkResult, ModelResult
 from training.benchmarks.scores import compute_scores
 from training.benchmarks.spec import BenchmarkSpec, BenchmarkSpecError
+from training.machine import machine_description
 from training.recipe import TrainRecipe, load_recipe
 
 

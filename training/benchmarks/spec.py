@@ -9,6 +9,7 @@ complaints set and BANKING77 are three YAML files.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -44,8 +45,6 @@ class HeadDefinition(_Strict):
     @classmethod
     def _label_ids_plain(cls, labels):
         if isinstance(labels, dict):
-            import re
-
             if len(labels) < 2:
                 raise ValueError("a head needs at least two labels")
             bad = [label for label in labels if re.fullmatch(ID_PATTERN, label) is None]
@@ -114,8 +113,6 @@ class BenchmarkSpec(_Strict):
     @field_validator("heads")
     @classmethod
     def _head_names_plain(cls, heads):
-        import re
-
         bad = [name for name in heads if re.fullmatch(ID_PATTERN, name) is None]
         if bad:
             raise ValueError(f"head names {bad} must be snake_case ({ID_PATTERN})")

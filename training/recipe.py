@@ -64,6 +64,28 @@ class ScratchEncoder(_Strict):
         return self
 
 
+class DomainAdaptation(_Strict):
+    """Masked-LM training of the encoder on the task's own texts before fine-tuning (task-adaptive
+    pre-training): an encoder pretrained on English, and the words extend_vocabulary adds, learn
+    Italian posts before the heads are trained on top of them."""
+
+    epochs: float = Field(gt=0, description="Epochs of masked-LM training over the adaptation texts.")
+    learning_rate: float = Field(default=1e-4, gt=0, description="Peak learning rate of AdamW for the masked-LM training.")
+    mlm_probability: float = Field(
+        default=0.15, gt=0, lt=1, description="Share of tokens masked (and predicted) in each text, as in BERT."
+    )
+    batch_size: int = Field(default=32, ge=1, description="Masked-LM batch size per process.")
+    max_length: int | None = Field(
+        default=None, ge=8, le=8192, description="Longest text in tokens for the masked-LM training. None: transformer.max_length."
+    )
+    extra_texts: list[str] = Field(
+        default_factory=list,
+        description="Files of unlabelled posts to learn from as well as the training split: .jsonl with a "
+        "\"text\" field per line, or plain text with one post per line. A text equal to a validation or test "
+        "post is left out: the held-out splits never leak into training.",
+    )
+
+
 class TransformerSettings(_Strict):
     base_model: str | None = Field(
         default=None,
@@ -120,6 +142,11 @@ class TransformerSettings(_Strict):
         "macro-F1 of the primary head (intent), instead of the last one.",
     )
     logging_steps: int = Field(default=10, ge=1, description="Log the training loss every N steps.")
+    domain_adaptation: DomainAdaptation | None = Field(
+        default=None,
+        description="Before fine-tuning, continue masked-LM training of the encoder (after extend_vocabulary, "
+        "so the new words are learned too) on the training split's texts and any extra_texts. None: skip.",
+    )
 
     @model_validator(mode="after")
     def _one_encoder_source(self) -> TransformerSettings:

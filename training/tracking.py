@@ -217,6 +217,14 @@ def log_training_data(data: TrainingData) -> None:
     print(f"Data set {data.data_hash} (taxonomy v{data.taxonomy.version}): {sizes}", flush=True)
 
 
+def log_domain_adaptation(summary: dict[str, float]) -> None:
+    """The masked-LM pre-training's numbers (texts, steps, loss before and after, seconds) as
+    domain_adaptation_<name> metrics of the active run."""
+    import mlflow
+
+    mlflow.log_metrics({f"domain_adaptation_{name}": float(value) for name, value in summary.items()})
+
+
 def log_results(
     recipe: TrainRecipe,
     reports: dict[str, EvaluationReport],

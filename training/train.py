@@ -1,9 +1,10 @@
 """Train one model from a recipe: `smista train --recipe configs/train/default.yaml`.
 
 `train` reads top to bottom: recipe checks, tracking server check, seed, data set, tokenizer and
-encoder, multi-head model, the stock `Trainer`, thresholds tuned on validation, save, evaluation on
-validation and test through the saved model, MLflow logging and registration. The TF-IDF baseline
-(`kind: tfidf_baseline`) goes through the same steps with its own fitting in between.
+encoder, the encoder's optional masked-LM domain adaptation, multi-head model, the stock `Trainer`,
+thresholds tuned on validation, save, evaluation on validation and test through the saved model,
+MLflow logging and registration. The TF-IDF baseline (`kind: tfidf_baseline`) goes through the
+same steps with its own fitting in between.
 
 Runs unchanged under `torchrun --nproc_per_node N` (DDP): every process trains, only the main one
 writes the data set, the model, and the MLflow run.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from training.evaluate import EvaluationReport, evaluate_posts, write_report
 from training.predict import Predictor
 from training.recipe import TrainRecipe, resolve_tracking_uri
 from training.thresholds import tune_thresholds
-from training.tracking import check_tracking_server, log_results, log_training_data, tracked_run
+from training.tracking import check_tracking_server, log_domain_adaptation, log_results, log_training_data, tracked_run
 from training.training_data import TrainingData, prepare_training_data
 
 EVALUATED_SPLITS = ("validation", "test")
@@ -55,10 +57,17 @@ def train(recipe: TrainRecipe) -> RunResult | None:
         resolve_base_model(recipe.transformer.base_model)  # a missing model fails here, before any work
     if recipe.kind == "tfidf_baseline":
         return train_baseline(recipe, taxonomy, tracking_uri)
-    return train_transformer(recipe, taxonomy, tracking_uri)
+    from training.domain_adaptation import read_extra_texts  # here: it imports torch
+
+    adaptation = recipe.transformer.domain_adaptation
+    # Read now, like the base model above: a bad path fails before any data or model is loaded.
+    extra_texts = read_extra_texts(adaptation.extra_texts) if adaptation is not None else []
+    return train_transformer(recipe, taxonomy, tracking_uri, extra_texts)
 
 
-def train_transformer(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -> RunResult | None:
+def train_transformer(
+    recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str, extra_texts: Sequence[str] = ()
+) -> RunResult | None:
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
     from training.encoders import extend_vocabulary, load_pretrained_encoder
@@ -89,6 +98,10 @@ def train_transformer(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str
                         print(f"Vocabulary: added {len(added)} words of the training texts, e.g. {', '.join(added[:8])}", flush=True)
             else:
                 encoder, tokenizer = scratch_encoder_shared(settings, data, run_dir)
+        if settings.domain_adaptation is not None:
+            # After extend_vocabulary, so the new words are learned; outside main_process_first,
+            # because every process trains together.
+            adapt_to_domain(encoder, tokenizer, recipe, data, extra_texts, run_dir, is_main)
 
         def encode(batch: dict) -> dict:
             encoded = tokenizer(batch["text"], truncation=True, max_length=settings.max_length)
@@ -152,6 +165,26 @@ def train_transformer(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str
         tokenizer.save_pretrained(model_dir)
         (model_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
         return evaluate_and_record(recipe, data, run, run_dir, model_dir, run_name, train_seconds)
+
+
+def adapt_to_domain(
+    encoder, tokenizer, recipe: TrainRecipe, data: TrainingData, extra_texts: Sequence[str], run_dir: Path, is_main: bool
+) -> None:
+    """Masked-LM training of `encoder` on the training texts and the extra texts, never on the
+    validation or test posts (their scores would then flatter the model)."""
+    from training.domain_adaptation import adapt_encoder, adaptation_texts
+
+    settings = recipe.transformer
+    adaptation = settings.domain_adaptation
+    held_out = data.texts("validation") + data.texts("test")
+    texts, left_out = adaptation_texts(data.texts("train"), extra_texts, held_out)
+    if left_out and is_main:
+        print(f"Domain adaptation: left out {left_out} extra texts that are validation or test posts", flush=True)
+    summary = adapt_encoder(
+        encoder, tokenizer, texts, adaptation, adaptation.max_length or settings.max_length, recipe.seed, run_dir / "domain_adaptation"
+    )
+    if is_main:
+        log_domain_adaptation(summary)
 
 
 def train_baseline(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -> RunResult:

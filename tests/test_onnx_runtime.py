@@ -71,6 +71,31 @@ def test_export_writes_both_graphs_and_a_manifest(exported, model_copy, taxonomy
     outputs = {value.name: value.type.tensor_type.shape.dim[1].dim_value for value in graph.output}
     assert outputs == {f"probabilities_{name}": len(taxonomy.label_ids(name)) for name in taxonomy.fields}
     assert onnx_export.stale_reason(model_copy, exported.onnx_dir) is None
+    # Eager attention: the mask is built once and added to the scores, not applied in every layer
+    # with SDPA's Where + IsNaN pass.
+    operators = [node.op_type for node in graph.node]
+    assert "IsNaN" not in operators and operators.count("Where") <= 1, sorted(set(operators))
+
+
+def constant_fp32_matmuls(path) -> int:
+    """MatMul nodes of a graph whose weights are an fp32 initializer (not quantised)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    weights = {tensor.name for tensor in graph.initializer if tensor.data_type == onnx.TensorProto.FLOAT}
+    return sum(1 for node in graph.node if node.op_type == "MatMul" and node.input[1] in weights)
+
+
+def test_int8_keeps_the_named_modules_in_fp32(exported, tmp_path):
+    keep = onnx_export.DEFAULT_QUANTIZATION.keep_fp32
+    assert json.loads((exported.onnx_dir / "export.json").read_text())["kept_fp32"] == sorted(keep)
+    assert constant_fp32_matmuls(exported.fp32_path) > len(keep)  # the tiny encoder's Linear layers
+    assert constant_fp32_matmuls(exported.int8_path) == len(keep)  # one MatMul per kept Linear
+
+    # A name that matches no module keeps nothing: every weight MatMul is quantised.
+    nothing = onnx_export.QuantizationSettings(keep_fp32=("encoder.no_such.module",))
+    assert onnx_export.quantize_int8(exported.fp32_path, tmp_path / "all.onnx", nothing) == []
+    assert constant_fp32_matmuls(tmp_path / "all.onnx") == 0
 
 
 def test_every_runtime_says_which_it_is(predictors, baseline_run):

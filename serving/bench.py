@@ -27,6 +27,7 @@ import glob
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import threading
@@ -68,6 +69,11 @@ class BenchConfig:
     ceiling: bool = True                   # measure the fp32 matmul rate and the model's FLOPs
     matmul_size: int = 2048                # square fp32 matrices for the matmul rate
     matmul_repeats: int = 10
+    # Rounds of the 64-post phase per runtime (and of the plain loop): the first is part of the full
+    # pass, each later one restarts the runtimes' servers in turn. On a shared host the runtimes,
+    # measured one after another, get different shares of the machine; per-round ratios of
+    # neighbouring measurements, and their median, are steadier than one pass.
+    rounds: int = 1
 
 
 @dataclass
@@ -136,6 +142,8 @@ class BenchResult:
     export_seconds: float | None = None      # ONNX export made before the servers started (None: none needed)
     load_average: dict[str, list[float]] = field(default_factory=dict)   # "start", "end": 1/5/15-minute
     ratios: dict[str, float] = field(default_factory=dict)
+    # With rounds > 1: posts/s of every round's 64-post phase per runtime, and of the plain loop ("plain").
+    rounds: dict[str, list[float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,7 +260,11 @@ def phase_text_indices(texts: Sequence[str], config: BenchConfig) -> dict[str, l
     }
 
 
-def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], config: BenchConfig) -> dict[str, Any]:
+ENDPOINT_PHASES = ("light_load", "route_light_load", "concurrent_single", "batched", "light_after_load")
+
+
+def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], config: BenchConfig,
+                     phases: Sequence[str] = ENDPOINT_PHASES) -> dict[str, Any]:
     headers = {"X-API-Key": api_key} if api_key else {}
     classify, route = f"{base_url}/classify", f"{base_url}/route"
 
@@ -282,6 +294,8 @@ def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], confi
         ("batched", classify, [batch(i) for i in range(config.batch_requests)], config.batch_concurrency, config.batch_size),
         ("light_after_load", classify, [single(i) for i in range(50)], 1, 1),
     ):
+        if name not in phases:
+            continue
         summary, failures = asyncio.run(_load(url, headers, bodies, concurrency, config.phase_seconds, posts))
         if failures:
             raise BenchError(f"{name}: {len(failures)} of {summary.requests} requests failed, e.g. {failures[0]}")
@@ -496,6 +510,18 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
     say("measuring the plain transformers loop in this process")
     plain = measure_plain_loop(str(model_dir), texts, config.plain_posts, config.phase_seconds)
     plain_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rounds: dict[str, list[float]] = {}
+    if config.rounds > 1 and config.url is None:
+        rounds = {runtime: [endpoints[runtime].batched.posts_per_second] for runtime in config.runtimes}
+        rounds["plain"] = [plain.posts_per_second]
+        for number in range(2, config.rounds + 1):
+            for runtime in config.runtimes:
+                say(f"round {number} of {config.rounds}: {runtime}, {config.batch_size}-post requests")
+                with LocalServer(model=config.model, extra_env={"SMISTA_RUNTIME": runtime}, error=BenchError) as server:
+                    phase = measure_endpoint(server.url, server.api_key, texts, config, phases=("batched",))
+                rounds[runtime].append(phase["batched"].posts_per_second)
+            say(f"round {number} of {config.rounds}: the plain loop")
+            rounds["plain"].append(measure_plain_loop(str(model_dir), texts, config.plain_posts, config.phase_seconds).posts_per_second)
     if ceiling is not None:
         add_ceiling_shares(endpoints, plain, ceiling, lengths, texts, config)
     ratios = {}
@@ -510,6 +536,7 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
                     result.batched.posts_per_second / endpoints["torch"].batched.posts_per_second, 2)
                 ratios[f"{runtime}: light_load_over_torch_light_load"] = round(
                     result.light_load.posts_per_second / endpoints["torch"].light_load.posts_per_second, 2)
+    ratios.update(round_ratios(rounds))
     first = next(iter(endpoints.values()))
     return BenchResult(
         machine=machine_description(),
@@ -524,7 +551,26 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
         export_seconds=export_seconds,
         load_average={"start": load_start, "end": [round(value, 2) for value in os.getloadavg()]},
         ratios=ratios,
+        rounds=rounds,
     )
+
+
+def round_ratios(rounds: dict[str, list[float]]) -> dict[str, float]:
+    """Median over rounds of each round's ratio: every runtime's 64-post posts/s over the plain
+    loop's and over torch's of the same round (measured minutes apart, not a whole pass apart)."""
+    if not rounds:
+        return {}
+    count = len(rounds["plain"])
+    ratios = {}
+    for runtime, rates in rounds.items():
+        if runtime == "plain":
+            continue
+        ratios[f"{runtime}: batched_over_plain, median of {count} rounds"] = round(
+            statistics.median(rate / plain for rate, plain in zip(rates, rounds["plain"])), 2)
+        if runtime != "torch" and "torch" in rounds:
+            ratios[f"{runtime}: batched_over_torch_batched, median of {count} rounds"] = round(
+                statistics.median(rate / torch for rate, torch in zip(rates, rounds["torch"])), 2)
+    return ratios
 
 
 def add_ceiling_shares(endpoints: dict[str, EndpointResult], plain: LatencySummary, ceiling: Ceiling,
@@ -603,5 +649,8 @@ def format_result(result: BenchResult) -> str:
             lines.append(f"{RUNTIME_TITLES.get(runtime, runtime)} server: ready in {endpoint.startup_seconds} s, "
                          f"peak RSS {endpoint.server_peak_rss_mb} MB over {endpoint.server_processes} processes")
     lines.append(f"plain-loop process peak RSS: {result.plain_process_peak_rss_mb} MB")
+    for runtime, rates in result.rounds.items():
+        title = "plain loop (torch)" if runtime == "plain" else f"{RUNTIME_TITLES.get(runtime, runtime)}, {result.batch_size}/request"
+        lines.append(f"rounds, {title}: " + " / ".join(f"{rate}" for rate in rates) + " posts/s")
     lines.append("throughput ratios: " + ", ".join(f"{k} {v}x" for k, v in result.ratios.items()))
     return "\n".join(lines)

@@ -104,6 +104,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from smista.cli import UserError
 
         raise UserError(f"--runtimes: unknown {', '.join(unknown) or 'empty list'}; expected some of: {', '.join(RUNTIMES)}")
+    if args.rounds < 1:
+        from smista.cli import UserError
+
+        raise UserError(f"--rounds: {args.rounds}; give 1 (one pass) or more")
     result = run_benchmark(BenchConfig(
         url=args.url,
         model=args.model,
@@ -119,6 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         runtimes=runtimes,
         ceiling=not args.no_ceiling,
         matmul_size=args.matmul_size,
+        rounds=args.rounds,
     ), progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
     print(format_result(result))
     if args.json_output:
@@ -188,5 +193,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     bench.add_argument("--no-ceiling", action="store_true",
                        help="Skip the compute ceiling (fp32 matmul rate and the model's FLOPs per post).")
     bench.add_argument("--matmul-size", type=int, default=2048, help="Square fp32 matrices for the matmul rate (default: 2048).")
+    bench.add_argument("--rounds", type=int, default=1,
+                       help="Rounds of the 64-post phase per runtime and of the plain loop (default 1); with more, each "
+                            "round restarts the servers in turn and the ratios' medians over rounds are reported too "
+                            "(steadier on a shared machine).")
     bench.add_argument("--json-output", default=None, help="Also write the results as JSON here.")
     bench.set_defaults(handler=cmd_bench)

@@ -14,6 +14,7 @@ from serving.bench import (
     measure_matmul,
     model_flops,
     model_shape,
+    round_ratios,
 )
 
 pytest_plugins = ("tests.training_fixtures",)
@@ -63,7 +64,8 @@ def test_the_report_has_a_row_per_runtime_and_the_ceiling():
     result = BenchResult(machine="2 cores", model="m", model_version="model", endpoints=endpoints,
                          plain=summary(50.0, 0.44), plain_process_peak_rss_mb=500.0, concurrency=16, batch_size=64,
                          ceiling=ceiling, export_seconds=18.0, load_average={"start": [0.1, 0.2, 0.3], "end": [1.0, 0.5, 0.3]},
-                         ratios={"onnx-int8: batched_over_torch_batched": 1.83})
+                         ratios={"onnx-int8: batched_over_torch_batched": 1.83},
+                         rounds={"torch": [90.0, 85.0], "onnx-int8": [165.0, 160.0], "plain": [50.0, 48.0]})
     text = format_result(result)
     for title in ("torch fp32", "onnx fp32", "onnx int8"):
         assert f"{title}: /classify, 1 post, 1 client (light load)" in text
@@ -71,6 +73,22 @@ def test_the_report_has_a_row_per_runtime_and_the_ceiling():
     assert "plain transformers loop, 1 post at a time (torch fp32)" in text
     assert "fp32 matmul: 150.0 GFLOP/s best" in text and "ceiling 112.8 posts/s" in text
     assert "60.0%" in text and "20.0%" in text and "load average" in text and "ONNX export" in text
+    assert "rounds, onnx int8, 64/request: 165.0 / 160.0 posts/s" in text
+    assert "rounds, plain loop (torch): 50.0 / 48.0 posts/s" in text
     at_ceiling = ceiling.matmul_gflops * 1e9 / ceiling.flops(60.0)
     assert ceiling.share(at_ceiling, 60.0) == pytest.approx(1.0, abs=0.001)
     assert ceiling.share(at_ceiling / 2, 60.0) == pytest.approx(0.5, abs=0.001)
+
+
+def test_round_ratios_are_medians_of_each_rounds_own_ratios():
+    rounds = {"torch": [50.0, 80.0, 60.0], "onnx-int8": [100.0, 120.0, 130.0], "plain": [40.0, 50.0, 60.0]}
+    ratios = round_ratios(rounds)
+    # int8 / torch per round: 2.0, 1.5, 2.17 -> 2.0; int8 / plain: 2.5, 2.4, 2.17 -> 2.4.
+    assert ratios["onnx-int8: batched_over_torch_batched, median of 3 rounds"] == 2.0
+    assert ratios["onnx-int8: batched_over_plain, median of 3 rounds"] == 2.4
+    assert ratios["torch: batched_over_plain, median of 3 rounds"] == 1.25
+    assert "torch: batched_over_torch_batched, median of 3 rounds" not in ratios
+    # A round where the host slowed everything down moves the per-round ratios little.
+    skewed = {"torch": [80.0, 40.0, 80.0], "onnx-int8": [120.0, 60.0, 120.0], "plain": [60.0, 30.0, 60.0]}
+    assert round_ratios(skewed)["onnx-int8: batched_over_torch_batched, median of 3 rounds"] == 1.5
+    assert round_ratios({}) == {}

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.errors import RecipeError
+from training.model import drop_pooler
 from training.recipe import DomainAdaptation
 
 FIELD = "transformer.domain_adaptation.extra_texts"
@@ -44,10 +45,7 @@ class MaskedLanguageModel(nn.Module):
     def __init__(self, encoder):
         super().__init__()
         self.encoder = encoder
-        # The pooler (BERT's tanh layer over [CLS]) plays no part in the masked-LM loss: its weights
-        # would get no gradient, which DDP rejects. The classifier drops it too (training.model).
-        if getattr(encoder, "pooler", None) is not None:
-            encoder.pooler = None
+        drop_pooler(encoder)
         config = encoder.config
         self.transform = nn.Sequential(
             nn.Linear(config.hidden_size, config.hidden_size),

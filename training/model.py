@@ -70,6 +70,13 @@ def class_weights(counts: Sequence[int], total: int, multi_label: bool, scheme: 
     return weights
 
 
+def drop_pooler(encoder: nn.Module) -> None:
+    """Remove the encoder's pooler (BERT's tanh layer over [CLS]), which neither the heads nor the
+    masked-LM head use: left in place its parameters get no gradient, which DDP rejects."""
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+
+
 class SmistaConfig(PreTrainedConfig):
     """Config of the multi-head model: the encoder's own config plus the heads and their label maps."""
 
@@ -119,10 +126,7 @@ class SmistaMultiHeadModel(PreTrainedModel):
     def __init__(self, config: SmistaConfig):
         super().__init__(config)
         self.encoder = AutoModel.from_config(config.encoder)
-        # The pooler (BERT's tanh layer over [CLS]) is not used by the heads; left in place its
-        # parameters get no gradient, which DDP rejects.
-        if getattr(self.encoder, "pooler", None) is not None:
-            self.encoder.pooler = None
+        drop_pooler(self.encoder)  # the heads read the pooled hidden states, not BERT's pooler
         hidden_size = config.encoder.hidden_size
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.heads = nn.ModuleDict(

@@ -260,11 +260,9 @@ def phase_text_indices(texts: Sequence[str], config: BenchConfig) -> dict[str, l
     }
 
 
-ENDPOINT_PHASES = ("light_load", "route_light_load", "concurrent_single", "batched", "light_after_load")
-
-
 def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], config: BenchConfig,
-                     phases: Sequence[str] = ENDPOINT_PHASES) -> dict[str, Any]:
+                     phases: Sequence[str] | None = None) -> dict[str, Any]:
+    """The phases below against one server, in their order; `phases`: only those named (None: all)."""
     headers = {"X-API-Key": api_key} if api_key else {}
     classify, route = f"{base_url}/classify", f"{base_url}/route"
 
@@ -294,7 +292,7 @@ def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], confi
         ("batched", classify, [batch(i) for i in range(config.batch_requests)], config.batch_concurrency, config.batch_size),
         ("light_after_load", classify, [single(i) for i in range(50)], 1, 1),
     ):
-        if name not in phases:
+        if phases is not None and name not in phases:
             continue
         summary, failures = asyncio.run(_load(url, headers, bodies, concurrency, config.phase_seconds, posts))
         if failures:

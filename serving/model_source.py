@@ -24,12 +24,18 @@ class ModelMismatchError(RuntimeError):
     """The loaded model does not predict the taxonomy the service validates against."""
 
 
-def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str = "torch") -> Predictor:
-    """The Predictor of `source` run by `runtime` (torch, onnx, onnx-int8: see training/predict.py),
-    checked against the taxonomy the service validates with."""
+def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str = "torch",
+                           threads: int | None = None) -> Predictor:
+    """The Predictor of `source` run by `runtime` (torch, onnx, onnx-int8: see training/predict.py)
+    on `threads` threads (default: every core), checked against the taxonomy the service validates with."""
     from training.predict import Predictor
 
-    predictor = Predictor.load(source, runtime=runtime)
+    if threads is not None:
+        import torch
+
+        # Process-wide, for the torch runtime; the ONNX runtimes take theirs per session.
+        torch.set_num_threads(threads)
+    predictor = Predictor.load(source, runtime=runtime, threads=threads)
     if predictor.taxonomy_version != taxonomy.version:
         raise ModelMismatchError(
             f"model {source!r} ({predictor.model_version}) was trained on taxonomy v{predictor.taxonomy_version}, "

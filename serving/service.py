@@ -52,7 +52,7 @@ from serving.schemas import (
     TextPrediction,
 )
 from serving.security import RequestGuard
-from serving.settings import ServingSettings
+from serving.settings import ServingSettings, classifier_workers_from_env
 from serving.store import PredictionStore
 
 # Adaptive batching of the Classifier. A batch of 64 posts takes about 0.8 s on 2 CPU cores;
@@ -65,7 +65,8 @@ REQUEST_TIMEOUT_S = 60
 # BentoML's client to a dependency replaces its connection pool every `max_requests` requests or
 # `max_age` seconds (default 100 and 300 s), closing the old pool under the requests still on it:
 # under 16 concurrent clients about one call in eight failed with "Server disconnected". With a
-# single Classifier worker there is nothing to rebalance, so the pool is kept for a day.
+# single Classifier worker there is nothing to rebalance, so the pool is kept for a day; with several,
+# the concurrent calls open one connection each and the workers' shared socket spreads them.
 CLASSIFIER_CONNECTION = {"max_requests": 1_000_000_000, "max_age": 86_400.0}
 CLASSIFIER_ATTEMPTS = 3
 
@@ -102,7 +103,7 @@ def _rejection(exc: RequestRejected) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-@bentoml.service(name="smista_classifier", workers=1, traffic={"timeout": REQUEST_TIMEOUT_S},
+@bentoml.service(name="smista_classifier", workers=classifier_workers_from_env(), traffic={"timeout": REQUEST_TIMEOUT_S},
                  runner_connection=CLASSIFIER_CONNECTION)
 class Classifier:
     """Loads the Predictor once and classifies batches of texts (internal: the Router calls it)."""
@@ -110,12 +111,14 @@ class Classifier:
     def __init__(self) -> None:
         enable_info_logs()
         settings = ServingSettings.from_env()
-        self.predictor = load_checked_predictor(settings.model, load_taxonomy(settings.taxonomy_path), settings.runtime)
+        self.predictor = load_checked_predictor(settings.model, load_taxonomy(settings.taxonomy_path), settings.runtime,
+                                                threads=settings.model_threads)
         # The first forward pass allocates and warms caches; pay it now, not on the first request.
         self.predictor.predict(["avvio del servizio"])
         self.metrics = PredictionMetrics()
         log_event("classifier_ready", model=settings.model, model_version=self.predictor.model_version,
-                  taxonomy_version=self.predictor.taxonomy_version, runtime=self.predictor.runtime)
+                  taxonomy_version=self.predictor.taxonomy_version, runtime=self.predictor.runtime,
+                  workers=settings.classifier_workers, threads=settings.model_threads)
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
     def classify(self, texts: list[str]) -> list[TextPrediction]:

@@ -15,6 +15,7 @@ environment.
 | SMISTA_MAX_POSTS_PER_REQUEST | max_posts_per_request |
 | SMISTA_MAX_TEXT_CHARS | max_text_chars |
 | SMISTA_STORE_POST_TEXT | store_post_text (true/false) |
+| SMISTA_CLASSIFIER_WORKERS | classifier_workers |
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator
 
 from data.errors import describe_validation_error
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT
 from serving.routing_config import DEFAULT_ROUTING_PATH
+from training.machine import available_cores
 
 DEFAULT_MODEL = "models:/smista-classifier@champion"
 # The same values as training.predict.RUNTIMES (not imported: that module pulls in numpy and the
@@ -49,7 +51,12 @@ _FIELD_TO_VARIABLE = {
     "max_posts_per_request": "SMISTA_MAX_POSTS_PER_REQUEST",
     "max_text_chars": "SMISTA_MAX_TEXT_CHARS",
     "store_post_text": "SMISTA_STORE_POST_TEXT",
+    "classifier_workers": "SMISTA_CLASSIFIER_WORKERS",
 }
+
+
+# Bounded so that a typo (1000) fails at start-up instead of forking a thousand model copies.
+ClassifierWorkers = Annotated[int, Field(ge=1, le=64)]
 
 
 class SettingsError(ValueError):
@@ -86,6 +93,17 @@ class ServingSettings(BaseModel):
     store_post_text: bool = Field(
         default=True, description="Store post texts with predictions, so corrections can go back to annotators."
     )
+    classifier_workers: ClassifierWorkers = Field(
+        default=1,
+        description="Classifier worker processes. The cores are shared out among them: each runs the model on "
+        "cores // workers threads (at least one).",
+    )
+
+    @property
+    def model_threads(self) -> int:
+        """Threads each Classifier worker gives the model, so that all workers together use every core
+        of this process's affinity mask once and no more (more threads than cores spin against each other)."""
+        return max(1, available_cores() // self.classifier_workers)
 
     @field_validator("runtime", mode="before")
     @classmethod
@@ -138,7 +156,8 @@ class ServingSettings(BaseModel):
             f"model={self.model} runtime={self.runtime} taxonomy={self.taxonomy_path} routing={self.routing_config_path} "
             f"database={_redacted_url(self.database_url)} api_keys={len(self.api_keys)} "
             f"require_api_key={self.require_api_key} max_posts_per_request={self.max_posts_per_request} "
-            f"max_request_bytes={self.max_request_bytes} max_text_chars={self.max_text_chars}"
+            f"max_request_bytes={self.max_request_bytes} max_text_chars={self.max_text_chars} "
+            f"classifier_workers={self.classifier_workers} model_threads={self.model_threads}"
         )
 
     def to_env(self) -> dict[str, str]:
@@ -155,10 +174,27 @@ class ServingSettings(BaseModel):
             "SMISTA_MAX_POSTS_PER_REQUEST": str(self.max_posts_per_request),
             "SMISTA_MAX_TEXT_CHARS": str(self.max_text_chars),
             "SMISTA_STORE_POST_TEXT": "true" if self.store_post_text else "false",
+            "SMISTA_CLASSIFIER_WORKERS": str(self.classifier_workers),
         }
         if self.api_keys:
             env["SMISTA_API_KEYS"] = ",".join(key.get_secret_value() for key in self.api_keys)
         return env
+
+
+def classifier_workers_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """SMISTA_CLASSIFIER_WORKERS alone, validated as the settings field is: BentoML needs the worker
+    count when service.py is imported, before any worker builds the full settings (which need keys)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(_FIELD_TO_VARIABLE["classifier_workers"])
+    if value is None:
+        return ServingSettings.model_fields["classifier_workers"].default
+    try:
+        return TypeAdapter(ClassifierWorkers).validate_python(value.strip())
+    except ValidationError as exc:
+        raise SettingsError(
+            f"invalid serving settings:\n  SMISTA_CLASSIFIER_WORKERS: {exc.errors()[0]['msg']} (got {value!r}); "
+            "expected a whole number of worker processes from 1 to 64"
+        ) from None
 
 
 def _redacted_url(url: str) -> str:

@@ -104,6 +104,15 @@ def test_every_runtime_says_which_it_is(predictors, baseline_run):
     assert SETTINGS_RUNTIMES == RUNTIMES  # serving validates against the same names without importing training
 
 
+def test_onnx_sessions_run_on_the_threads_asked_for(model_copy, exported):
+    from training.machine import available_cores
+
+    default = Predictor.load(str(model_copy), runtime="onnx-int8")
+    assert default.backend.session.get_session_options().intra_op_num_threads == available_cores()
+    one = Predictor.load(str(model_copy), runtime="onnx-int8", threads=1)
+    assert one.backend.session.get_session_options().intra_op_num_threads == 1
+
+
 def test_onnx_fp32_reproduces_torch_in_input_order(predictors):
     torch_probabilities = predictors["torch"].predict_probabilities(CHECK_TEXTS, batch_size=8)
     for batch_size in (1, 3, 64):  # length-sorted chunks of any size, results back in input order

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import httpx
@@ -313,19 +314,29 @@ def test_metrics_and_openapi(http):
     assert {"/classify", "/route", "/feedback", "/crisis", "/readyz"} <= set(paths)
 
 
-def test_the_onnx_int8_runtime_serves_classify(http, model_dir, tmp_path_factory):
-    """SMISTA_RUNTIME=onnx-int8: the Classifier exports the model at start-up (a copy, so the shared
-    model's folder stays as it is) and answers like the torch server."""
+def test_the_onnx_int8_runtime_serves_classify_from_two_workers(http, model_dir, tmp_path_factory):
+    """SMISTA_RUNTIME=onnx-int8 with SMISTA_CLASSIFIER_WORKERS=2: both Classifier workers find no
+    export at start-up, one makes it while the other waits on the export lock (a copy of the model,
+    so the shared model's folder stays as it is); each runs the model on its share of the cores, and
+    the service answers like the torch server."""
     import shutil
+
+    from training.machine import available_cores
 
     workdir = tmp_path_factory.mktemp("serve-onnx")
     shutil.copytree(model_dir, workdir / "model")
     body = {"posts": [{"id": f"c{n}", "text": text} for n, text in enumerate(CANDIDATES)]}
-    env = {"SMISTA_RUNTIME": "onnx-int8", "SMISTA_API_KEYS": KEY}
+    env = {"SMISTA_RUNTIME": "onnx-int8", "SMISTA_API_KEYS": KEY, "SMISTA_CLASSIFIER_WORKERS": "2"}
     with LocalServer(str(workdir / "model"), extra_env=env, workdir=workdir, startup_timeout=150) as server:
         with httpx.Client(base_url=server.url, headers=HEADERS, timeout=60.0) as client:
-            response = client.post("/classify", json=body)
-    assert response.status_code == 200, response.text
+            # Concurrent requests, so that either worker may take some.
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                responses = list(pool.map(lambda _: client.post("/classify", json=body), range(8)))
+        log = server.log_path.read_text(encoding="utf-8")
+    ready = [json.loads(line[line.index("{"):]) for line in log.splitlines() if '"event": "classifier_ready"' in line]
+    assert [(event["workers"], event["threads"]) for event in ready] == [(2, max(1, available_cores() // 2))] * 2
+    assert all(response.status_code == 200 for response in responses), [r.text for r in responses]
+    response = responses[0]
     served = response.json()
     assert (served["runtime"], served["model_version"]) == ("onnx-int8", "model")
     assert (workdir / "model" / "onnx" / "model.int8.onnx").is_file()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from serving.security import RequestGuard
-from serving.settings import ServingSettings, SettingsError
+from serving.settings import ServingSettings, SettingsError, classifier_workers_from_env
 
 KEY = "k3y-for-tests-0123456789"
 OTHER_KEY = "second-key-abcdefghijklmno"
@@ -111,8 +111,36 @@ def test_default_model_is_the_champion_alias():
         ({"SMISTA_API_KEYS": "short"}, "SMISTA_API_KEYS: key #1 is shorter than 16 characters"),
         ({"SMISTA_API_KEYS": KEY, "SMISTA_MAX_TEXT_CHARS": "molti"}, "SMISTA_MAX_TEXT_CHARS: Input should be a valid integer"),
         ({"SMISTA_API_KEYS": KEY, "SMISTA_REQUIRE_API_KEY": "forse"}, "SMISTA_REQUIRE_API_KEY: Input should be a valid boolean"),
+        ({"SMISTA_API_KEYS": KEY, "SMISTA_CLASSIFIER_WORKERS": "0"}, "SMISTA_CLASSIFIER_WORKERS: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_settings_name_the_variable(environ, expected):
     with pytest.raises(SettingsError, match=expected):
         ServingSettings.from_env(environ)
+
+
+def test_classifier_workers_share_out_the_cores(monkeypatch):
+    import serving.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "available_cores", lambda: 4)
+    base = {"SMISTA_API_KEYS": KEY}
+    assert ServingSettings.from_env(base).model_threads == 4  # one worker by default: every core
+    assert ServingSettings.from_env({**base, "SMISTA_CLASSIFIER_WORKERS": "2"}).model_threads == 2
+    assert ServingSettings.from_env({**base, "SMISTA_CLASSIFIER_WORKERS": "3"}).model_threads == 1
+    assert ServingSettings.from_env({**base, "SMISTA_CLASSIFIER_WORKERS": "8"}).model_threads == 1  # never 0
+    settings = ServingSettings.from_env({**base, "SMISTA_CLASSIFIER_WORKERS": "2"})
+    assert ServingSettings.from_env(settings.to_env()).classifier_workers == 2
+    assert "classifier_workers=2 model_threads=2" in settings.describe()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("two", "Input should be a valid integer"), ("0", "greater than or equal to 1"), ("65", "less than or equal to 64")],
+)
+def test_the_worker_count_read_at_import_is_validated_like_the_setting(value, expected):
+    # service.py reads SMISTA_CLASSIFIER_WORKERS alone when BentoML imports it, before any worker
+    # builds the full settings: the same bounds and a message naming the variable.
+    assert classifier_workers_from_env({}) == 1
+    assert classifier_workers_from_env({"SMISTA_CLASSIFIER_WORKERS": " 3 "}) == 3
+    with pytest.raises(SettingsError, match=f"SMISTA_CLASSIFIER_WORKERS: .*{expected}.*got '{value}'"):
+        classifier_workers_from_env({"SMISTA_CLASSIFIER_WORKERS": value})

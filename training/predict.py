@@ -144,7 +144,8 @@ class Predictor:
         return self.backend.runtime
 
     @classmethod
-    def load(cls, source: str, tracking_uri: str | None = None, runtime: str = "torch") -> Predictor:
+    def load(cls, source: str, tracking_uri: str | None = None, runtime: str = "torch",
+             threads: int | None = None) -> Predictor:
         """Load from a local model directory, or an MLflow URI ("models:/smista-classifier@champion",
         "models:/smista-classifier/3", "runs:/<run_id>/model").
 
@@ -155,23 +156,27 @@ class Predictor:
         runtimes a missing or stale export is made now (training/onnx_export.py): into
         <model_dir>/onnx for a local directory, into build/onnx-cache/<content hash> for a model
         downloaded from MLflow.
+
+        threads: intra-op threads of an onnxruntime session (default: every available core). The
+        torch runtime uses torch's process-wide setting (`torch.set_num_threads`) instead.
         """
         check_runtime(runtime)
         if source.startswith(MLFLOW_URI_PREFIXES):
             from training.tracking import download_model
 
             model_dir, version = download_model(source, tracking_uri)
-            return cls.from_directory(model_dir, model_version=version, runtime=runtime, downloaded=True)
+            return cls.from_directory(model_dir, model_version=version, runtime=runtime, downloaded=True,
+                                      threads=threads)
         path = Path(source)
         if not path.is_dir():
             raise ModelLoadError(
                 f"model {source!r}: no such directory, and not an MLflow URI (models:/name@alias, models:/name/N, runs:/id/model)"
             )
-        return cls.from_directory(path, model_version=path.resolve().name, runtime=runtime)
+        return cls.from_directory(path, model_version=path.resolve().name, runtime=runtime, threads=threads)
 
     @classmethod
     def from_directory(cls, model_dir: str | Path, model_version: str, runtime: str = "torch",
-                       downloaded: bool = False) -> Predictor:
+                       downloaded: bool = False, threads: int | None = None) -> Predictor:
         model_dir = Path(model_dir)
         check_runtime(runtime)
         if (model_dir / BASELINE_FILE).is_file():
@@ -187,14 +192,15 @@ class Predictor:
             heads = {name: HeadSpec.from_config(name, spec) for name, spec in model.heads.items()}
             return cls(BaselineBackend(model), heads, model_version, model.taxonomy_version, "tfidf_baseline")
         if (model_dir / "config.json").is_file():
-            return cls.from_transformer_directory(model_dir, model_version, runtime=runtime, downloaded=downloaded)
+            return cls.from_transformer_directory(model_dir, model_version, runtime=runtime, downloaded=downloaded,
+                                                  threads=threads)
         raise ModelLoadError(
             f"model directory {model_dir} holds neither a transformer model (config.json) nor a baseline ({BASELINE_FILE})"
         )
 
     @classmethod
     def from_transformer_directory(cls, model_dir: Path, model_version: str, runtime: str = "torch",
-                                   downloaded: bool = False) -> Predictor:
+                                   downloaded: bool = False, threads: int | None = None) -> Predictor:
         from transformers import AutoTokenizer
 
         from training.model import SmistaConfig, SmistaMultiHeadModel
@@ -216,6 +222,7 @@ class Predictor:
                 max_length=int(config_data.get("max_input_tokens", 128)),
                 field_names=list(heads),
                 runtime=runtime,
+                threads=threads,
             )
             return cls(backend, heads, model_version, str(config_data.get("taxonomy_version")), "transformer")
         model = SmistaMultiHeadModel.from_pretrained(model_dir)

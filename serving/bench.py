@@ -23,6 +23,7 @@ bounded by the fp32 rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import json
 import os
@@ -70,9 +71,10 @@ class BenchConfig:
     matmul_size: int = 2048                # square fp32 matrices for the matmul rate
     matmul_repeats: int = 10
     # Rounds of the 64-post phase per runtime (and of the plain loop): the first is part of the full
-    # pass, each later one restarts the runtimes' servers in turn. On a shared host the runtimes,
-    # measured one after another, get different shares of the machine; per-round ratios of
-    # neighbouring measurements, and their median, are steadier than one pass.
+    # pass; for the later ones every runtime's server runs side by side and each round measures them
+    # in turn (`interleaved_rounds`). On a shared host the runtimes, measured one after another, get
+    # different shares of the machine; per-round ratios of measurements seconds apart, and their
+    # median, are steadier than one pass.
     rounds: int = 1
 
 
@@ -510,16 +512,7 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
     plain_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rounds: dict[str, list[float]] = {}
     if config.rounds > 1 and config.url is None:
-        rounds = {runtime: [endpoints[runtime].batched.posts_per_second] for runtime in config.runtimes}
-        rounds["plain"] = [plain.posts_per_second]
-        for number in range(2, config.rounds + 1):
-            for runtime in config.runtimes:
-                say(f"round {number} of {config.rounds}: {runtime}, {config.batch_size}-post requests")
-                with LocalServer(model=config.model, extra_env={"SMISTA_RUNTIME": runtime}, error=BenchError) as server:
-                    phase = measure_endpoint(server.url, server.api_key, texts, config, phases=("batched",))
-                rounds[runtime].append(phase["batched"].posts_per_second)
-            say(f"round {number} of {config.rounds}: the plain loop")
-            rounds["plain"].append(measure_plain_loop(str(model_dir), texts, config.plain_posts, config.phase_seconds).posts_per_second)
+        rounds = interleaved_rounds(config, texts, str(model_dir), endpoints, plain, say)
     if ceiling is not None:
         add_ceiling_shares(endpoints, plain, ceiling, lengths, texts, config)
     ratios = {}
@@ -551,6 +544,40 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
         ratios=ratios,
         rounds=rounds,
     )
+
+
+def round_order(names: Sequence[str], number: int) -> list[str]:
+    """The measurement order of round `number` (1-based): rotated by one each round, so that no
+    runtime always runs first after an idle pause or last in a busy spell."""
+    shift = (number - 1) % len(names)
+    return [*names[shift:], *names[:shift]]
+
+
+def interleaved_rounds(config: BenchConfig, texts: Sequence[str], plain_model: str,
+                       endpoints: dict[str, EndpointResult], plain: LatencySummary, say) -> dict[str, list[float]]:
+    """Rounds 2..N of the 64-post phase and the plain loop, after the full pass (round 1). Every
+    runtime's server is started once and they all stay up side by side (an idle server takes no
+    CPU), so a round measures each of them seconds apart, in the rotating `round_order`."""
+    rounds = {runtime: [endpoints[runtime].batched.posts_per_second] for runtime in config.runtimes}
+    rounds["plain"] = [plain.posts_per_second]
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for runtime in config.runtimes:
+            say(f"rounds 2-{config.rounds}: starting bentoml serve with SMISTA_RUNTIME={runtime}, beside the others")
+            servers[runtime] = stack.enter_context(
+                LocalServer(model=config.model, extra_env={"SMISTA_RUNTIME": runtime}, error=BenchError))
+        for number in range(2, config.rounds + 1):
+            for name in round_order([*config.runtimes, "plain"], number):
+                say(f"round {number} of {config.rounds}: {name}")
+                if name == "plain":
+                    rate = measure_plain_loop(plain_model, texts, config.plain_posts, config.phase_seconds).posts_per_second
+                else:
+                    server = servers[name]
+                    # measure_endpoint warms the server up first and raises on any failed request.
+                    phase = measure_endpoint(server.url, server.api_key, texts, config, phases=("batched",))
+                    rate = phase["batched"].posts_per_second
+                rounds[name].append(rate)
+    return rounds
 
 
 def round_ratios(rounds: dict[str, list[float]]) -> dict[str, float]:

@@ -194,8 +194,9 @@ def register(groups: argparse._SubParsersAction) -> None:
                        help="Skip the compute ceiling (fp32 matmul rate and the model's FLOPs per post).")
     bench.add_argument("--matmul-size", type=int, default=2048, help="Square fp32 matrices for the matmul rate (default: 2048).")
     bench.add_argument("--rounds", type=int, default=1,
-                       help="Rounds of the 64-post phase per runtime and of the plain loop (default 1); with more, each "
-                            "round restarts the servers in turn and the ratios' medians over rounds are reported too "
+                       help="Rounds of the 64-post phase per runtime and of the plain loop (default 1); with more, the "
+                            "runtimes' servers then run side by side, each later round measures them and the plain loop "
+                            "in turn (rotating the order), and the ratios' medians over rounds are reported too "
                             "(steadier on a shared machine).")
     bench.add_argument("--json-output", default=None, help="Also write the results as JSON here.")
     bench.set_defaults(handler=cmd_bench)

@@ -14,6 +14,7 @@ from serving.bench import (
     measure_matmul,
     model_flops,
     model_shape,
+    round_order,
     round_ratios,
 )
 
@@ -92,3 +93,11 @@ def test_round_ratios_are_medians_of_each_rounds_own_ratios():
     skewed = {"torch": [80.0, 40.0, 80.0], "onnx-int8": [120.0, 60.0, 120.0], "plain": [60.0, 30.0, 60.0]}
     assert round_ratios(skewed)["onnx-int8: batched_over_torch_batched, median of 3 rounds"] == 1.5
     assert round_ratios({}) == {}
+
+
+def test_round_order_rotates_by_one_each_round():
+    names = ["torch", "onnx", "onnx-int8", "plain"]
+    assert round_order(names, 1) == names
+    assert round_order(names, 2) == ["onnx", "onnx-int8", "plain", "torch"]
+    assert round_order(names, 5) == names  # a full turn
+    assert [round_order(names, number)[0] for number in range(1, 5)] == names  # each one leads once

@@ -346,6 +346,34 @@ def test_the_onnx_int8_runtime_serves_classify_from_two_workers(http, model_dir,
     assert sum(same) >= len(same) - 1, same
 
 
+def test_bench_rounds_measure_side_by_side_servers_in_rotating_order(model_dir, tmp_path):
+    """`smista serve bench --runtimes torch,onnx-int8 --rounds 2`, scaled down: the full pass starts a
+    server per runtime in turn; round 2 starts both once, keeps them up together and measures them
+    and the plain loop in rotated order; every phase answered without failures."""
+    import shutil
+
+    from serving.bench import BenchConfig, run_benchmark
+
+    shutil.copytree(model_dir, tmp_path / "model")
+    config = BenchConfig(model=str(tmp_path / "model"), runtimes=("torch", "onnx-int8"), rounds=2, ceiling=False,
+                         light_requests=5, concurrent_requests=8, concurrency=2, batch_requests=2, plain_posts=10,
+                         phase_seconds=30)
+    progress: list[str] = []
+    result = run_benchmark(config, progress=progress.append)
+    for runtime, endpoint in result.endpoints.items():
+        for phase in (endpoint.light_load, endpoint.concurrent_single, endpoint.batched, endpoint.route_light_load):
+            assert phase.requests > 0 and phase.failures == 0 and phase.posts_per_second > 0, (runtime, phase)
+    assert set(result.endpoints) == {"torch", "onnx-int8"}
+    assert {name: len(rates) for name, rates in result.rounds.items()} == {"torch": 2, "onnx-int8": 2, "plain": 2}
+    assert all(rate > 0 for rates in result.rounds.values() for rate in rates)
+    assert "onnx-int8: batched_over_torch_batched, median of 2 rounds" in result.ratios
+    round_two = progress[progress.index(next(line for line in progress if line.startswith("rounds 2-2"))):]
+    assert [line.split(": ", 1)[1] for line in round_two if line.startswith("round 2 of 2")] == ["onnx-int8", "plain", "torch"]
+    # Both servers started before the round's first measurement, and only once for the rounds.
+    starts = [line for line in round_two if "beside the others" in line]
+    assert len(starts) == 2 and round_two.index(starts[-1]) < round_two.index("round 2 of 2: onnx-int8")
+
+
 def test_a_simulated_crisis_spike_escalates_to_management_and_shows_in_crisis(http, scenario):
     before = http.get("/crisis").json()
     assert all(crisis["intent"] != scenario["spike_intent"] for crisis in before["active"])

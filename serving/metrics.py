@@ -1,5 +1,5 @@
 """Prometheus metrics beyond BentoML's own: predictions per label, routed posts per queue and tier,
-and the human-triage rate.
+the Router's calls to the Classifier per path, and the human-triage rate.
 
 Counters go through `bentoml.metrics`, which runs prometheus_client in multi-process mode, so the
 /metrics endpoint of the Router sums what every worker of both services counted. The triage rate
@@ -58,6 +58,20 @@ class RouteMetrics:
         self._routed.labels(
             queue=decision.queue or "none", tier=decision.confidence_tier, priority=decision.priority
         ).inc()
+
+
+class ClassifierCallMetrics:
+    """Counts the Router's calls to the Classifier per path (serving.service.ClassifierCalls)."""
+
+    def __init__(self) -> None:
+        self._calls = _counter(
+            "smista_classifier_calls",
+            "Router calls to the Classifier, per path: direct (nothing else in flight) or batching (merged with others).",
+            ("path",),
+        )
+
+    def called(self, path: str) -> None:
+        self._calls.labels(path=path).inc()
 
 
 def triage_rate_exposition(store: PredictionStore, now: datetime | None = None) -> str:

@@ -264,7 +264,16 @@ def test_the_service_keeps_serving_after_bad_inputs(http, server):
     assert result["queue"]
 
 
-def test_adaptive_batching_under_concurrency_gives_no_503(server):
+def classifier_calls(http) -> dict[str, float]:
+    """The Router's calls to the Classifier so far, per path, from /metrics."""
+    counts = {"direct": 0.0, "batching": 0.0}
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith("smista_classifier_calls_total{"):
+            counts[line.split('path="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_adaptive_batching_under_concurrency_gives_no_503(server, http):
     async def load() -> list[int]:
         async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=60.0) as client:
             singles = [client.post("/classify", json={"posts": {"text": CANDIDATES[n % len(CANDIDATES)]}})
@@ -273,7 +282,16 @@ def test_adaptive_batching_under_concurrency_gives_no_503(server):
                        for _ in range(4)]
             return [response.status_code for response in await asyncio.gather(*singles, *batches)]
 
+    before = classifier_calls(http)
     assert asyncio.run(load()) == [200] * 52
+    during = classifier_calls(http)
+    # Concurrent calls go through the batching endpoint, where they can merge.
+    assert during["batching"] - before["batching"] >= 10, (before, during)
+    # A lone request afterwards finds nothing in flight and skips the batching queue, instead of
+    # waiting there about as long as the burst's requests queued (BentoML's dispatcher).
+    http.post("/classify", json={"posts": {"text": CANDIDATES[0]}}).raise_for_status()
+    after = classifier_calls(http)
+    assert (after["direct"] - during["direct"], after["batching"] - during["batching"]) == (1, 0)
 
 
 def test_batch_command_routes_like_the_server(http, server, model_dir, tmp_path, write_jsonl):

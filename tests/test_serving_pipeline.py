@@ -177,3 +177,20 @@ def test_bad_feedback_is_refused_naming_the_field(pipeline, taxonomy, fields, ex
     feedback = FeedbackIn.model_validate({"post_id": "tw-1", "resolved": True, **fields})
     error = rejected(pipeline.record_feedback, feedback, NOW)
     assert error.status == 400 and expected in error.detail[0]["msg"]
+
+
+def test_classifier_calls_batch_only_when_another_call_is_in_flight():
+    from serving.service import ClassifierCalls
+
+    paths: list[str] = []
+    calls = ClassifierCalls(paths.append)
+    with calls.call() as first:
+        with calls.call() as second, calls.call() as third:
+            assert calls.in_flight == 3
+    assert (first, second, third) == (False, True, True)
+    with calls.call() as alone:
+        assert not alone  # the others ended: nothing to merge with
+    assert paths == ["direct", "batching", "batching", "direct"] and calls.in_flight == 0
+    with pytest.raises(RuntimeError), calls.call():
+        raise RuntimeError("the Classifier call failed")
+    assert calls.in_flight == 0  # a failed call is no longer in flight

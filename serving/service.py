@@ -158,10 +158,9 @@ class ClassifierCalls:
 
     Why not always the batching one: BentoML's dispatcher holds a lone request back for about the
     mean queueing time of its last 50 batches, hoping for company. After a burst that mean is the
-    burst's queueing time, so single posts at light load waited 0.3-0.6 s each for about 50 requests
-    (the bench's "right after load" phase); and between the requests of a steady 64-post load the
-    Classifier sat idle while the next one was held back. A call that finds nothing in flight gains
-    nothing from waiting."""
+    burst's queueing time, so single posts at light load waited 0.26-0.61 s each for about 50
+    requests (the bench's "right after load" phase; 22 ms at p50 with this, docs/BENCHMARKS.md). A
+    call that finds nothing in flight gains nothing from waiting."""
 
     def __init__(self, on_call: Callable[[str], None] | None = None) -> None:
         self.in_flight = 0

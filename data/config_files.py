@@ -7,14 +7,23 @@ YAML mapping that fills a pydantic schema; this is the one place that reads them
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from data.errors import describe_validation_error
 
 Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def _int_as_text(value: object) -> object:
+    # `version: 1` in YAML is an int; accept it as the text it stands for.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# The `version` of a config file (taxonomy, routing rules): non-empty text, written as a number or not.
+VersionText = Annotated[str, Field(min_length=1), BeforeValidator(_int_as_text)]
 
 
 def read_yaml_mapping(path: str | Path, error: type[Exception], file_kind: str, expected: str) -> dict[str, Any]:

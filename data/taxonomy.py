@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from data.config_files import read_yaml_mapping, validate_mapping
+from data.config_files import VersionText, read_yaml_mapping, validate_mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TAXONOMY_PATH = REPO_ROOT / "configs" / "taxonomy.yaml"
@@ -75,15 +75,9 @@ class ChannelSpec(_Strict):
 
 
 class Taxonomy(_Strict):
-    version: str = Field(min_length=1, description="Taxonomy version; label ids change only with it.")
+    version: VersionText = Field(description="Taxonomy version; label ids change only with it.")
     fields: dict[str, FieldSpec] = Field(description="Predicted fields, each with its label set.")
     channels: list[ChannelSpec] = Field(description="Channels a post can come from.")
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_as_text(cls, value: object) -> object:
-        # `version: 1` in YAML is an int; accept it as the text it stands for.
-        return str(value) if isinstance(value, int) else value
 
     @field_validator("fields")
     @classmethod

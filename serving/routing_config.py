@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from data.config_files import read_yaml_mapping, validate_mapping
+from data.config_files import VersionText, read_yaml_mapping, validate_mapping
 from data.pii import PII_KINDS
 from data.taxonomy import REPO_ROOT, Taxonomy
 
@@ -294,7 +294,7 @@ class CrisisConfig(_Strict):
 
 
 class RoutingConfig(_Strict):
-    version: str = Field(min_length=1, description="Routing rules version, stored with every route.")
+    version: VersionText = Field(description="Routing rules version, stored with every route.")
     timezone: str = Field(description="IANA zone of the service hours, e.g. Europe/Rome.")
     teams: dict[str, TeamConfig]
     holidays: HolidaysConfig
@@ -306,11 +306,6 @@ class RoutingConfig(_Strict):
     out_of_hours: OutOfHoursConfig
     confidence: ConfidenceConfig
     crisis: CrisisConfig
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_as_text(cls, value: object) -> object:
-        return str(value) if isinstance(value, int) else value
 
     @field_validator("timezone")
     @classmethod

@@ -108,3 +108,23 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_unknown_field_lookup_names_the_known_fields(taxonomy):
     with pytest.raises(TaxonomyError, match="unknown taxonomy field 'urgency'.*intent"):
         taxonomy.field("urgency")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(1, "1"), ("2026.1", "2026.1"), (" v2", " v2")])
+def test_a_config_version_is_text_even_when_written_as_a_number(raw, expected):
+    from pydantic import TypeAdapter
+
+    from data.config_files import VersionText
+
+    assert TypeAdapter(VersionText).validate_python(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "message"), [("", "at least 1 character"), (True, "valid string"), (None, "valid string")])
+def test_a_config_version_that_is_empty_or_not_text_is_refused(raw, message):
+    # `version: yes` in YAML is a bool, not the version "True".
+    from pydantic import TypeAdapter, ValidationError
+
+    from data.config_files import VersionText
+
+    with pytest.raises(ValidationError, match=message):
+        TypeAdapter(VersionText).validate_python(raw)

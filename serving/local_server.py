@@ -23,8 +23,27 @@ class ServerStartError(RuntimeError):
     """`bentoml serve` exited or did not become ready; the message ends with its log."""
 
 
+# A fresh value per server in the environment of `bentoml serve`, which every worker inherits:
+# stop_server finds the server's processes by it, including any whose parent died before them.
+SERVER_ID_VARIABLE = "SMISTA_SERVER_ID"
+
+
 def bentoml_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port)]
+
+
+class ServerProcess(subprocess.Popen):
+    """`bentoml serve`, with the id its processes carry in SERVER_ID_VARIABLE."""
+
+    server_id: str
+
+
+def spawn_server(host: str, port: int, env: dict[str, str], **popen_options) -> ServerProcess:
+    server_id = secrets.token_hex(8)
+    process = ServerProcess(bentoml_command(host, port), cwd=REPO_ROOT, env={**env, SERVER_ID_VARIABLE: server_id},
+                            **popen_options)
+    process.server_id = server_id
+    return process
 
 
 def free_port() -> int:
@@ -33,9 +52,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, env: dict[str, str], log: TextIO) -> subprocess.Popen:
-    return subprocess.Popen(bentoml_command("127.0.0.1", port), cwd=REPO_ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+def start_server(port: int, env: dict[str, str], log: TextIO) -> ServerProcess:
+    return spawn_server("127.0.0.1", port, env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout: float, log_path: Path,
@@ -55,28 +73,49 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout: float, log_pa
     raise error(f"{url} not ready after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
 
 
+def server_processes(server_id: str) -> list:
+    """Every running process (psutil.Process) whose environment carries this server id."""
+    import psutil
+
+    found = []
+    for candidate in psutil.process_iter():
+        try:
+            if candidate.environ().get(SERVER_ID_VARIABLE) == server_id:
+                found.append(candidate)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue  # another user's process, or one that just ended
+    return found
+
+
 def stop_server(process: subprocess.Popen, grace: float = 5.0) -> None:
     """SIGTERM `bentoml serve`, which stops its workers; then stop, by pid, any worker it left.
 
     BentoML 1.4.39 now and then leaves the entry worker's event loop running after SIGTERM (seen
     in about one stop in three here, with or without our middleware and hooks; the worker ignores
-    a direct SIGTERM too). Its workers run in sessions of their own, so they are found as the
-    children of this process, not by process group, and only those are signalled.
+    a direct SIGTERM too). Its workers run in sessions of their own, so they are not found by
+    process group: they are the children of this process, and, for a ServerProcess, every process
+    carrying its server id, which also finds a worker whose parent died before it (an orphan no
+    longer in the tree), also when `bentoml serve` had already exited. Only those are signalled.
     """
     import psutil
 
-    if process.poll() is not None:
-        return
-    try:
-        workers = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        workers = []
-    process.terminate()
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=grace)
+    workers = []
+    if process.poll() is None:
+        try:
+            workers = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=grace)
+    # Even when `bentoml serve` has already exited: its workers may not have.
+    server_id = getattr(process, "server_id", None)
+    if server_id is not None:
+        known = {worker.pid for worker in workers}
+        workers += [found for found in server_processes(server_id) if found.pid not in known]
     leftovers = [worker for worker in workers if worker.is_running()]
     for worker in leftovers:
         worker.terminate()

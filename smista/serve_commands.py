@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from data.schema import DEFAULT_MAX_TEXT_CHARS
-from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT
+from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from serving.routing_config import DEFAULT_ROUTING_PATH
 from serving.settings import DEFAULT_MODEL, RUNTIMES, ServingSettings
 
@@ -60,10 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServingSettings.from_env(environ)
     if not settings.require_api_key and args.host not in LOOPBACK_HOSTS:
         raise UserError(f"without API keys the service listens only on loopback, not on {args.host}")
-    from serving.local_server import bentoml_command, stop_server
+    from serving.local_server import spawn_server, stop_server
 
     print(f"Serving on http://{args.host}:{args.port}: {settings.describe()}", flush=True)
-    process = subprocess.Popen(bentoml_command(args.host, args.port), cwd=REPO_ROOT, env={**environ, **settings.to_env()})
+    process = spawn_server(args.host, args.port, {**environ, **settings.to_env()})
     try:
         return process.wait()
     except KeyboardInterrupt:

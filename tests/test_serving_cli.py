@@ -59,9 +59,12 @@ def test_serve_runs_bentoml_on_loopback_and_ctrl_c_stops_every_process(tiny_run,
     port = free_port()
     env = {**without_keys(), "SMISTA_API_KEYS": KEY, "SMISTA_DATABASE_URL": f"sqlite:///{tmp_path / 'smista.db'}",
            "BENTOML_HOME": str(tmp_path / "bentoml")}
+    # Ctrl+C at a terminal reaches a process whose SIGINT is at its default. A test run started in
+    # the background by a non-interactive shell has SIGINT ignored, and the child would inherit
+    # that (Python then installs no KeyboardInterrupt handler): restore the default for the child.
     process = subprocess.Popen([sys.executable, "-m", "smista", "serve", "--port", str(port), "--model",
                                 str(tiny_run.model_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 150
     ready = False
     while time.monotonic() < deadline and process.poll() is None and not ready:
@@ -80,8 +83,52 @@ def test_serve_runs_bentoml_on_loopback_and_ctrl_c_stops_every_process(tiny_run,
         assert len(workers) >= 3  # bentoml serve, the Router and the Classifier workers
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl+C
-        output, _ = process.communicate(timeout=60)
+        process.wait(timeout=60)
+    # Every process of this server carries its BENTOML_HOME; any still running would also keep the
+    # output pipe open, and read() below would wait for it.
+    still_running = [" ".join(found.cmdline()[:6]) for found in serving_processes(env["BENTOML_HOME"])]
+    assert still_running == []
+    output = process.stdout.read()
     assert process.returncode == 130, output
     assert "Serving on http://127.0.0.1:" in output and KEY not in output
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert alive == []
+
+
+def serving_processes(bentoml_home: str) -> list:
+    found = []
+    for candidate in psutil.process_iter():
+        try:
+            if candidate.environ().get("BENTOML_HOME") == bentoml_home:
+                found.append(candidate)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+# A stand-in for `bentoml serve` whose worker runs in a session of its own, as BentoML's do, and
+# outlives its parent: after the parent is gone it is no longer anyone's child in the tree.
+FAKE_SERVER = """
+import subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+print(worker.pid, flush=True)
+if sys.argv[1] == "stay":
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("parent", ["stay", "exit"])
+def test_stop_server_stops_a_worker_whose_parent_is_gone(parent):
+    from serving.local_server import SERVER_ID_VARIABLE, ServerProcess, stop_server
+
+    process = ServerProcess([sys.executable, "-c", FAKE_SERVER, parent], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, SERVER_ID_VARIABLE: "test-orphan-0123"})
+    process.server_id = "test-orphan-0123"
+    worker = psutil.Process(int(process.stdout.readline()))
+    if parent == "exit":
+        process.wait(timeout=30)  # the worker is an orphan before stop_server is called
+        assert worker.ppid() != process.pid
+    stop_server(process, grace=2.0)
+    assert process.poll() is not None
+    worker.wait(timeout=10)  # raises psutil.TimeoutExpired if it was left running
+    assert not worker.is_running()

@@ -62,18 +62,18 @@ def train(recipe: TrainRecipe) -> RunResult | None:
     adaptation = recipe.transformer.domain_adaptation
     # Read now, like the base model above: a bad path fails before any data or model is loaded.
     extra_texts = read_extra_texts(adaptation.extra_texts) if adaptation is not None else []
-    try:
-        return train_transformer(recipe, taxonomy, tracking_uri, extra_texts)
-    finally:
-        leave_process_group()
+    return train_transformer(recipe, taxonomy, tracking_uri, extra_texts)
 
 
 def leave_process_group() -> None:
-    """Under torchrun, tear down this process's process group when its work is done (the others
-    may still be saving and evaluating: this is local, not a collective). Left to interpreter exit,
-    gloo's threads were now and then destroyed while still running and the process aborted
-    ("terminate called without an active exception", exit -6), failing the whole torchrun: 1 of 6
-    two-process runs of tests/test_train_ddp.py on 2026-11-23."""
+    """Under torchrun, tear down this process's process group when its work is done. Local, not a
+    collective: the main process may still be saving and evaluating. `smista train` calls it after
+    `train`, not `train` itself, so one process could still train several models.
+
+    Left to interpreter exit, a rank now and then aborted ("terminate called without an active
+    exception", exit -6) and failed the whole torchrun: in one CI run and in 1 of 6 standalone
+    runs of tests/test_train_ddp.py on 2026-11-23; 9 of 9 passed with this.
+    """
     import torch.distributed
 
     if torch.distributed.is_available() and torch.distributed.is_initialized():

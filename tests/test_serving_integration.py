@@ -332,11 +332,11 @@ def test_metrics_and_openapi(http):
     assert {"/classify", "/route", "/feedback", "/crisis", "/readyz"} <= set(paths)
 
 
-def test_the_onnx_int8_runtime_serves_classify_from_two_workers(http, model_dir, tmp_path_factory):
+def test_the_onnx_int8_runtime_serves_classify_from_two_workers(model_dir, tmp_path_factory):
     """SMISTA_RUNTIME=onnx-int8 with SMISTA_CLASSIFIER_WORKERS=2: both Classifier workers find no
     export at start-up, one makes it while the other waits on the export lock (a copy of the model,
     so the shared model's folder stays as it is); each runs the model on its share of the cores, and
-    the service answers like the torch server."""
+    the service answers as that export does in this process."""
     import shutil
 
     from training.machine import available_cores
@@ -350,8 +350,9 @@ def test_the_onnx_int8_runtime_serves_classify_from_two_workers(http, model_dir,
             # Concurrent requests, so that either worker may take some.
             with ThreadPoolExecutor(max_workers=4) as pool:
                 responses = list(pool.map(lambda _: client.post("/classify", json=body), range(8)))
-            # Compared with torch below: one request alone. Under concurrency adaptive batching
-            # mixes posts of several requests, and int8's activation scales depend on the batch.
+            # Compared below with the same export run in this process: one request alone. Under
+            # concurrency adaptive batching mixes posts of several requests, and int8's activation
+            # scales depend on the batch.
             response = client.post("/classify", json=body)
         log = server.log_path.read_text(encoding="utf-8")
     ready = [json.loads(line[line.index("{"):]) for line in log.splitlines() if '"event": "classifier_ready"' in line]
@@ -360,10 +361,18 @@ def test_the_onnx_int8_runtime_serves_classify_from_two_workers(http, model_dir,
     served = response.json()
     assert (served["runtime"], served["model_version"]) == ("onnx-int8", "model")
     assert (workdir / "model" / "onnx" / "model.int8.onnx").is_file()
-    reference = http.post("/classify", json=body).json()
-    same = [ours["predictions"]["intent"]["labels"] == theirs["predictions"]["intent"]["labels"]
-            for ours, theirs in zip(served["results"], reference["results"], strict=True)]
-    assert sum(same) >= len(same) - 1, same
+    # The served labels and probabilities are those of the export the workers made, run as each
+    # worker runs it (its share of the cores). How close int8 is to torch is tests/test_onnx_runtime.py's
+    # matter: on this tiny random model 10 to 12 of these 12 intents agree, run to run.
+    from training.predict import Predictor
+
+    local = Predictor.load(str(workdir / "model"), runtime="onnx-int8", threads=max(1, available_cores() // 2))
+    expected = local.predict([post["text"] for post in body["posts"]], batch_size=8)
+    for result, by_head in zip(served["results"], expected, strict=True):
+        for head, prediction in by_head.items():
+            assert result["predictions"][head]["labels"] == list(prediction.labels)
+            assert result["predictions"][head]["probabilities"] == pytest.approx(
+                {label: float(p) for label, p in prediction.probabilities.items()}, abs=1e-5)
 
 
 def test_bench_rounds_measure_side_by_side_servers_in_rotating_order(model_dir, tmp_path):

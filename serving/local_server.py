@@ -73,14 +73,15 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout: float, log_pa
     raise error(f"{url} not ready after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
 
 
-def server_processes(server_id: str) -> list:
-    """Every running process (psutil.Process) whose environment carries this server id."""
+def processes_with_environment(variable: str, value: str) -> list:
+    """Every running process (psutil.Process) whose environment sets `variable` to `value`: how the
+    processes of one server are found, including those no longer in its process tree."""
     import psutil
 
     found = []
     for candidate in psutil.process_iter():
         try:
-            if candidate.environ().get(SERVER_ID_VARIABLE) == server_id:
+            if candidate.environ().get(variable) == value:
                 found.append(candidate)
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
             continue  # another user's process, or one that just ended
@@ -115,7 +116,8 @@ def stop_server(process: subprocess.Popen, grace: float = 5.0) -> None:
     server_id = getattr(process, "server_id", None)
     if server_id is not None:
         known = {worker.pid for worker in workers}
-        workers += [found for found in server_processes(server_id) if found.pid not in known]
+        workers += [found for found in processes_with_environment(SERVER_ID_VARIABLE, server_id)
+                    if found.pid not in known]
     leftovers = [worker for worker in workers if worker.is_running()]
     for worker in leftovers:
         worker.terminate()

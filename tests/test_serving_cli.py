@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from serving.local_server import free_port
+from serving.local_server import free_port, processes_with_environment
 
 pytest_plugins = ("tests.training_fixtures",)
 KEY = "cli-test-key-0123456789"
@@ -86,24 +86,14 @@ def test_serve_runs_bentoml_on_loopback_and_ctrl_c_stops_every_process(tiny_run,
         process.wait(timeout=60)
     # Every process of this server carries its BENTOML_HOME; any still running would also keep the
     # output pipe open, and read() below would wait for it.
-    still_running = [" ".join(found.cmdline()[:6]) for found in serving_processes(env["BENTOML_HOME"])]
+    still_running = [" ".join(found.cmdline()[:6])
+                     for found in processes_with_environment("BENTOML_HOME", env["BENTOML_HOME"])]
     assert still_running == []
     output = process.stdout.read()
     assert process.returncode == 130, output
     assert "Serving on http://127.0.0.1:" in output and KEY not in output
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert alive == []
-
-
-def serving_processes(bentoml_home: str) -> list:
-    found = []
-    for candidate in psutil.process_iter():
-        try:
-            if candidate.environ().get("BENTOML_HOME") == bentoml_home:
-                found.append(candidate)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
 
 
 # A stand-in for `bentoml serve` whose worker runs in a session of its own, as BentoML's do, and

@@ -96,16 +96,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from serving.bench import BenchConfig, format_result, run_benchmark
+    from smista.cli import UserError
 
     runtimes = tuple(name.strip() for name in args.runtimes.split(",") if name.strip())
     unknown = [name for name in runtimes if name not in RUNTIMES]
     if unknown or not runtimes:
-        from smista.cli import UserError
-
         raise UserError(f"--runtimes: unknown {', '.join(unknown) or 'empty list'}; expected some of: {', '.join(RUNTIMES)}")
     if args.rounds < 1:
-        from smista.cli import UserError
-
         raise UserError(f"--rounds: {args.rounds}; give 1 (one pass) or more")
     result = run_benchmark(BenchConfig(
         url=args.url,

@@ -128,8 +128,9 @@ class QuantizationSettings:
     in fp32 cut the posts whose decision differs from fp32 from 1.81% to 1.38% per head and the mean
     largest probability change to 0.0121 (-26%), at 98.7 vs 100.3 posts/s on batches of 64 (99.1 vs
     103.7 in a second, interleaved measurement: 2-4% slower); keeping five (also
-    `layer.1..3.intermediate.dense`) cut it to 1.14% but cost 18% of the speed. A name that matches no MatMul of the graph (an encoder with other module
-    names) keeps nothing in fp32; the manifest lists what was kept.
+    `layer.1..3.intermediate.dense`) cut it to 1.14% but cost 18% of the speed. A name that matches
+    no MatMul of the graph (an encoder with other module names) keeps nothing in fp32; the manifest
+    lists what was kept.
     """
 
     op_types: tuple[str, ...] = ("MatMul",)

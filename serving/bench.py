@@ -325,7 +325,7 @@ def measure_plain_loop(model_source: str, texts: list[str], posts: int, time_lim
         raise BenchError(f"{model_source}: the plain transformers loop needs a transformer model, and {model_dir} "
                          "holds none (a TF-IDF baseline?)")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = SmistaMultiHeadModel.from_pretrained(model_dir).eval()
+    model = SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     max_length = model.config.max_input_tokens
     latencies: list[float] = []
 
@@ -426,9 +426,11 @@ def token_lengths(model_dir: Path, texts: Sequence[str]) -> list[int]:
 
 
 def measure_ceiling(model_dir: Path, lengths: Sequence[int], config: BenchConfig) -> Ceiling:
+    import torch
+
     from training.model import SmistaMultiHeadModel
 
-    shape = model_shape(SmistaMultiHeadModel.from_pretrained(model_dir))
+    shape = model_shape(SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32))
     matmul = measure_matmul(config.matmul_size, config.matmul_repeats)
     mean_tokens = sum(lengths) / len(lengths)
     flops = model_flops(tokens=mean_tokens, **shape)

@@ -309,7 +309,7 @@ def export_fp32(model_dir: Path, output_path: Path) -> tuple[list[str], list[str
 
     from training.model import SmistaMultiHeadModel
 
-    model = SmistaMultiHeadModel.from_pretrained(model_dir).eval()
+    model = SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     # Eager attention, not SDPA, in the graph: the exporter writes SDPA's masking as Where + IsNaN
     # over every attention-score tensor, 12% of the int8 graph's time; eager attention adds the
     # mask instead. Same probabilities (1e-6); both ONNX variants 9% faster on batches of 64

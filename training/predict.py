@@ -201,6 +201,7 @@ class Predictor:
     @classmethod
     def from_transformer_directory(cls, model_dir: Path, model_version: str, runtime: str = "torch",
                                    downloaded: bool = False, threads: int | None = None) -> Predictor:
+        import torch
         from transformers import AutoTokenizer
 
         from training.model import SmistaConfig, SmistaMultiHeadModel
@@ -225,7 +226,7 @@ class Predictor:
                 threads=threads,
             )
             return cls(backend, heads, model_version, str(config_data.get("taxonomy_version")), "transformer")
-        model = SmistaMultiHeadModel.from_pretrained(model_dir)
+        model = SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32)  # stored fp16 or fp32
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         return cls.from_transformer(model, tokenizer, model_version)
 

@@ -103,6 +103,28 @@ class TransformerSettings(_Strict):
         "(seen at least 3 times) but split into pieces by the base tokenizer, each embedding started from the "
         "mean of its pieces. Helps a vocabulary of another language; 0 keeps the vocabulary as it is.",
     )
+    text_prefix: str | None = Field(
+        default=None,
+        description="Text put before every post by the tokenizer itself (saved with it, so serving does the same), "
+        "e.g. 'query: ' or 'passage: ' as e5's model card asks. None: the post as it is.",
+    )
+    freeze_word_embeddings: bool = Field(
+        default=False,
+        description="Keep the pretrained word-embedding matrix fixed while fine-tuning. For a large multilingual "
+        "vocabulary it is most of the parameters: freezing it saves their optimizer state (memory) and their update "
+        "time, and keeps the rows of words absent from the training posts consistent with the others.",
+    )
+    lean_vocabulary: Literal["none", "latin"] = Field(
+        default="none",
+        description="latin: after training, drop the vocabulary pieces that hold letters of scripts other than Latin, "
+        "and their embedding rows, from the saved model (a unigram tokenizer, e.g. e5's). Predictions on "
+        "Latin-script text are unchanged; other scripts read as unknown pieces.",
+    )
+    storage_dtype: Literal["float32", "float16"] = Field(
+        default="float32",
+        description="float16: round the trained weights to fp16 before the thresholds are tuned and store them so "
+        "(half the size); they are loaded back as fp32, so what is evaluated is exactly what is served.",
+    )
     pooling: Literal["mean", "cls"] = Field(
         default="mean",
         description="How the post vector is made from token vectors: mean (what sentence-transformers "

@@ -85,7 +85,8 @@ def train_transformer(
 ) -> RunResult | None:
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-    from training.encoders import extend_vocabulary, load_pretrained_encoder
+    from training.encoders import add_text_prefix, extend_vocabulary, load_pretrained_encoder
+    from training.lean_vocabulary import round_to_float16, trim_vocabulary
     from training.model import build_model, label_column
     from training.predict import TransformerBackend
     from training.progress import EpochSummary, MlflowLiveMetrics, per_head_macro_f1
@@ -113,6 +114,8 @@ def train_transformer(
                         print(f"Vocabulary: added {len(added)} words of the training texts, e.g. {', '.join(added[:8])}", flush=True)
             else:
                 encoder, tokenizer = scratch_encoder_shared(settings, data, run_dir)
+            if settings.text_prefix:
+                add_text_prefix(tokenizer, settings.text_prefix)
         if settings.domain_adaptation is not None:
             # After extend_vocabulary, so the new words are learned; outside main_process_first,
             # because every process trains together.
@@ -143,6 +146,8 @@ def train_transformer(
             settings.classifier_dropout,
             settings.max_length,
         )
+        if settings.freeze_word_embeddings:  # on the built model: build_model copies the encoder's weights
+            model.encoder.get_input_embeddings().weight.requires_grad_(False)
         trainer = Trainer(
             model=model,
             args=args,
@@ -171,15 +176,31 @@ def train_transformer(
         if (run_dir / "checkpoints").exists():
             shutil.rmtree(run_dir / "checkpoints")  # intermediate; the model is saved below
 
+        if settings.storage_dtype == "float16":
+            round_to_float16(model)  # before the thresholds: they are tuned on what will be served
         validation = TransformerBackend(model, tokenizer, settings.max_length).probabilities(
             data.texts("validation"), settings.per_device_eval_batch_size
         )
         set_thresholds(model.config.heads, validation, data.targets("validation"))
+        if settings.lean_vocabulary == "latin":
+            before = len(tokenizer)
+            model, tokenizer, kept = trim_vocabulary(model, tokenizer)
+            print(f"Vocabulary: kept {kept} of {before} pieces (Latin script)", flush=True)
         model_dir = run_dir / "model"
-        model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
+        save_model(model, tokenizer, model_dir, settings.storage_dtype)
         (model_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
         return evaluate_and_record(recipe, data, run, run_dir, model_dir, run_name, train_seconds)
+
+
+def save_model(model, tokenizer, model_dir: Path, storage_dtype: str) -> None:
+    """Save in `storage_dtype`; the model in memory stays fp32 (its values already fp16-exact when
+    stored as fp16, see round_to_float16)."""
+    import torch
+
+    dtype = getattr(torch, storage_dtype)
+    model.to(dtype).save_pretrained(model_dir)
+    model.to(torch.float32)
+    tokenizer.save_pretrained(model_dir)
 
 
 def adapt_to_domain(

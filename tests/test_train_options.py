@@ -1,0 +1,70 @@
+"""Recipe options of the e5 default, exercised on the tiny recipe: text_prefix lives in the saved
+tokenizer, freeze_word_embeddings keeps the embedding matrix fixed, storage_dtype=float16 halves
+the weights on disk and the model evaluated is the one served."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from transformers import AutoTokenizer
+
+from tests.training_helpers import SAMPLE_TEXTS, build_synthetic_dataset, tiny_recipe
+from data.taxonomy import load_taxonomy
+from training.evaluate import evaluate_posts
+from training.predict import Predictor
+from training.training_data import prepare_training_data
+from training.train import train
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    return build_synthetic_dataset(tmp_path_factory.mktemp("data"))
+
+
+def run(dataset_dir, tmp_path, name, *overrides):
+    recipe = tiny_recipe(
+        dataset_dir, tmp_path / name, f"sqlite:///{tmp_path}/mlflow.db", "tracking.register_model=false", *overrides
+    )
+    return train(recipe)
+
+
+def tensors(model_dir, prefix):
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
+        return {key: weights.get_tensor(key) for key in weights.keys() if key.startswith(prefix)}
+
+
+def test_text_prefix_is_part_of_the_saved_tokenizer(dataset_dir, tmp_path):
+    result = run(dataset_dir, tmp_path, "prefixed", "transformer.text_prefix='query: '", "transformer.num_train_epochs=1")
+    tokenizer = AutoTokenizer.from_pretrained(result.model_dir)
+    assert tokenizer.backend_tokenizer.normalizer.normalize_str("Ciao") == "query: ciao"
+    # [CLS] + the prefix's pieces + the word + [SEP]: more than the three of an unprefixed word
+    assert len(tokenizer("Ciao")["input_ids"]) >= 5
+
+
+def test_frozen_word_embeddings_do_not_move(dataset_dir, tmp_path):
+    slow = run(dataset_dir, tmp_path, "slow", "transformer.freeze_word_embeddings=true", "transformer.learning_rate=1e-3")
+    fast = run(dataset_dir, tmp_path, "fast", "transformer.freeze_word_embeddings=true", "transformer.learning_rate=5e-3")
+    moving = run(dataset_dir, tmp_path, "moving", "transformer.learning_rate=5e-3")
+    key = "encoder.embeddings.word_embeddings.weight"
+    # Same seed, so the same initial weights: frozen, the embeddings end equal whatever the rate.
+    assert np.array_equal(tensors(slow.model_dir, key)[key], tensors(fast.model_dir, key)[key])
+    assert not np.array_equal(tensors(fast.model_dir, key)[key], tensors(moving.model_dir, key)[key])
+    layer = "encoder.encoder.layer.0.attention.self.query.weight"
+    assert not np.array_equal(tensors(slow.model_dir, layer)[layer], tensors(fast.model_dir, layer)[layer])
+
+
+def test_float16_storage_is_what_was_evaluated(dataset_dir, tmp_path):
+    result = run(dataset_dir, tmp_path, "half", "transformer.storage_dtype=float16")
+    stored = tensors(result.model_dir, "")
+    assert {str(tensor.dtype) for tensor in stored.values() if tensor.is_floating_point()} == {"torch.float16"}
+    assert json.loads((result.model_dir / "config.json").read_text())["dtype"] == "float16"
+    predictor = Predictor.from_directory(result.model_dir, model_version="half")
+    assert predictor.predict_probabilities(SAMPLE_TEXTS)["intent"].dtype == np.float32
+    # The reported test scores are those of the saved (fp16) directory: re-scoring it agrees.
+    recipe = tiny_recipe(dataset_dir, tmp_path, "sqlite://")
+    posts = prepare_training_data(recipe.data, load_taxonomy(), build=False).posts("test")
+    again = evaluate_posts(predictor, posts, "test")
+    assert again.metrics("test") == pytest.approx(result.reports["test"].metrics("test"), abs=1e-9)

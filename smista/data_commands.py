@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from data.dataset import BuildConfig
+from data.label_join import LabelJoinError
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from smista.arguments import add_dataclass_arguments, dataclass_from_args
@@ -39,6 +40,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_join_labels(args: argparse.Namespace) -> int:
+    from data.jsonl import read_posts, write_posts
+    from data.label_join import join_labels, read_row_labels
+    from data.schema import PostValidator
+    from data.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(args.taxonomy)
+    validator = PostValidator(taxonomy)
+    row_labels = read_row_labels(args.labels, taxonomy.fields)
+    posts = read_posts(args.posts, validator).posts
+    joined = join_labels(posts, row_labels, args.id_prefix, validator)
+    write_posts(args.output, joined)
+    print(f"{len(joined)} labelled posts ({len(posts)} posts read, {len(row_labels)} labelled rows) -> {args.output}")
+    return 0
+
+
+USER_ERRORS = (LabelJoinError,)
+
+
 def register(groups: argparse._SubParsersAction) -> None:
     data = groups.add_parser("data", help="Validate posts and build the train/validation/test data set.")
     commands = data.add_subparsers(dest="command", required=True, metavar="<command>")
@@ -53,3 +73,14 @@ def register(groups: argparse._SubParsersAction) -> None:
     validate.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, help="Longest accepted text.")
     validate.add_argument("--keep-going", action="store_true", help="Report every bad line instead of stopping at the first.")
     validate.set_defaults(handler=cmd_validate)
+
+    join = commands.add_parser(
+        "join-labels",
+        help="Join labels kept by row and text hash (no texts in the repository) with posts made from the data set file.",
+    )
+    join.add_argument("--labels", required=True, help="Label file: one {row, text_sha256, <field>: label ...} per line.")
+    join.add_argument("--posts", required=True, help="Posts JSONL made from the data set's own file (ids <prefix><row>).")
+    join.add_argument("--id-prefix", required=True, help="Post id of a row: prefix + row, e.g. multiemotions-")
+    join.add_argument("--output", required=True, help="Labelled posts JSONL to write (keep it out of git: build/).")
+    join.add_argument("--taxonomy", default=str(DEFAULT_TAXONOMY_PATH), help="Taxonomy YAML file.")
+    join.set_defaults(handler=cmd_join_labels)

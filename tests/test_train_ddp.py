@@ -12,14 +12,20 @@ from tests.training_helpers import REPO_ROOT, TINY_RECIPE, build_synthetic_datas
 
 
 @pytest.mark.slow
-def test_two_process_ddp_training_logs_and_saves_once(tmp_path):
+@pytest.mark.parametrize(
+    "options",
+    [[], ["transformer.freeze_word_embeddings=true", "transformer.storage_dtype=float16", "transformer.text_prefix='query: '"]],
+    ids=["plain", "e5-options"],  # the default e5 recipe's options: a frozen parameter under DDP, fp16 saving
+)
+def test_two_process_ddp_training_logs_and_saves_once(tmp_path, options):
     dataset_dir = build_synthetic_dataset(tmp_path)
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     torchrun = Path(sys.executable).parent / "torchrun"
     result = subprocess.run(
         [str(torchrun), "--nproc_per_node", "2", "--standalone", "-m", "smista", "train", "--recipe", str(TINY_RECIPE),
          "--set", f"data.dataset_dir={dataset_dir}", "--set", f"output_dir={tmp_path / 'runs'}",
-         "--set", "transformer.max_steps=4", "--tracking-uri", tracking_uri],
+         "--set", "transformer.max_steps=4", *[arg for option in options for arg in ("--set", option)],
+         "--tracking-uri", tracking_uri],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]

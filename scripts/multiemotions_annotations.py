@@ -139,31 +139,41 @@ def cmd_queue(args) -> int:
 
 
 def _annotator_id(client, email: str) -> int:
-    for user in client._sdk.users.list():
-        if getattr(user, "email", None) == email:
-            return user.id
-    return client.create_user(email, email.split("@")[0])["id"]
+    user = client.find_user(email)
+    return user["id"] if user is not None else client.create_user(email, email.split("@")[0])["id"]
 
 
 def cmd_submit(args) -> int:
-    from labeling.config import labels_to_result
+    """Create the annotator's annotation for every decided task that has none; where the decision
+    changed after a second look, update the annotation (Label Studio's Update), so the next
+    incremental export carries the correction."""
+    from labeling.config import labels_to_result, result_to_labels
 
     taxonomy = load_taxonomy(DEFAULT_TAXONOMY_PATH)
     decided = read_decisions(args.decisions, taxonomy)
     client, project_id = connect(args)
     annotator = _annotator_id(client, args.annotator)
-    created = already = 0
+    created = updated = unchanged = 0
     for task in client.iter_tasks(project_id):
         row = row_of(task)
         if row not in decided:
             continue
-        if any(a.get("completed_by") == annotator for a in task.get("annotations") or []):
-            already += 1
+        result = labels_to_result(decided[row], taxonomy)
+        mine = [a for a in task.get("annotations") or [] if a.get("completed_by") == annotator]
+        if not mine:
+            client.create_annotation(task["id"], result, completed_by=annotator)
+            created += 1
             continue
-        client.create_annotation(task["id"], labels_to_result(decided[row], taxonomy), completed_by=annotator)
-        created += 1
-    print(f"{created} annotations created for {args.annotator} (user {annotator}); {already} already there; "
-          f"{len(decided)} decisions in {args.decisions}")
+        current = result_to_labels(mine[-1]["result"], taxonomy)
+        current["business_action"] = sorted(current.get("business_action") or [])
+        wanted = dict(decided[row], business_action=sorted(decided[row]["business_action"]))
+        if current != wanted:
+            client.update_annotation(mine[-1]["id"], result)
+            updated += 1
+        else:
+            unchanged += 1
+    print(f"{created} annotations created, {updated} updated, {unchanged} unchanged for {args.annotator} "
+          f"(user {annotator}); {len(decided)} decisions in {args.decisions}")
     return 0
 
 

@@ -62,6 +62,6 @@ case "$step" in
     queue) "$PYTHON" scripts/multiemotions_annotations.py queue --tsv "$TSV" --n "${2:-40}" ;;
     submit) "$PYTHON" scripts/multiemotions_annotations.py submit ;;
     export) smista label export ;;
-    labels) "$PYTHON" scripts/multiemotions_annotations.py labels --tsv "$TSV" ;;
+    labels) "$PYTHON" scripts/multiemotions_annotations.py labels --tsv "$TSV" --types "$TYPES" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
 esac

@@ -58,6 +58,10 @@ PRESETS = {
 }
 FIELDS = ("intent", "customer_type", "business_action", "priority", "sentiment")
 POST_PREFIX = "multiemotions-"
+# Comments under brand ads and under music videos are kept in separate label files: the held-out
+# evaluation set is ad comments, and a build should choose whether to add the music ones.
+TYPES = {"ads": {"YouTube Ad", "Facebook Ad"}, "music": {"YouTube music video"}}
+DEFAULT_OUT = {"ads": Path("data/annotations/multiemotions_it"), "music": Path("data/annotations/multiemotions_it/music")}
 
 
 def expand(code: str, taxonomy) -> dict:
@@ -195,6 +199,8 @@ def cmd_labels(args) -> int:
         if not post["id"].startswith(POST_PREFIX):
             continue
         row = int(post["id"][len(POST_PREFIX):])
+        if rows[row]["type"] not in TYPES[args.types]:
+            continue
         comment = rows[row]["comment"]
         labels = post["labels"]
         out_rows.append({
@@ -207,6 +213,7 @@ def cmd_labels(args) -> int:
             "sentiment": labels["sentiment"],
         })
     out_rows.sort(key=lambda r: r["row"])
+    args.out = args.out or DEFAULT_OUT[args.types]
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "labels.jsonl").open("w", encoding="utf-8") as f:
         for record in out_rows:
@@ -270,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = commands.add_parser("labels", help="Write labels.jsonl and the pre-annotation comparison.")
     labels.add_argument("--tsv", type=Path, required=True)
     labels.add_argument("--dataset", type=Path, default=Path("build/labeled-dataset"))
-    labels.add_argument("--out", type=Path, default=Path("data/annotations/multiemotions_it"))
+    labels.add_argument("--types", choices=sorted(TYPES), default="ads", help="Which comments (default: ads).")
+    labels.add_argument("--out", type=Path, default=None, help="Default: data/annotations/multiemotions_it[/music].")
     labels.set_defaults(handler=cmd_labels)
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -219,6 +219,19 @@ class LabelStudioClient:
         with _translate_errors(self.url, f"annotate task {task_id}"):
             return _as_dict(self._sdk.annotations.create(id=task_id, result=result, **extra))
 
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> dict[str, Any]:
+        """What an annotator's Update does on an annotation already submitted."""
+        with _translate_errors(self.url, f"update annotation {annotation_id}"):
+            return _as_dict(self._sdk.annotations.update(id=annotation_id, result=result))
+
+    def find_user(self, email: str) -> dict[str, Any] | None:
+        """The user with this e-mail address, or None."""
+        with _translate_errors(self.url, f"look up user {email}"):
+            for user in self._sdk.users.list():
+                if getattr(user, "email", None) == email:
+                    return _as_dict(user)
+        return None
+
     def create_user(self, email: str, first_name: str) -> dict[str, Any]:
         with _translate_errors(self.url, f"create user {email}"):
             return _as_dict(self._sdk.users.create(username=email.split("@")[0], email=email, first_name=first_name))

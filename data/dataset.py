@@ -4,6 +4,16 @@ Raw JSONL files are immutable inputs; everything here is derived and rebuilt by 
 The split is deterministic (fixed seed, posts ordered by id first, so file order does not matter)
 and stratified by one field (intent by default) with largest-remainder allocation, so every label
 of that field lands in each split in proportion.
+
+Two further kinds of input join only some splits: `train_validation_inputs` (e.g. real annotated
+posts whose own test set is held out elsewhere) are split into train and validation only, so the
+test split stays exactly the split of `inputs`; `train_only_inputs` (e.g. sentiment-only posts of a
+public corpus) join the training split alone, so validation keeps measuring what it measured.
+
+With `partial_labels`, a post may carry labels for some fields only. A missing single-label field
+is stored as -1 (the `datasets` ClassLabel value for "no label"), a missing multi-label field as
+null (an empty list means "labelled: none of these"), and the `labelled_heads` column names the
+fields each post is labelled for.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT, Taxonomy, load_taxon
 
 SEED_DATA_DIR = REPO_ROOT / "data" / "seed"
 SPLITS = ("train", "validation", "test")
+LABELLED_HEADS = "labelled_heads"
+UNLABELLED_GROUP = "(unlabelled)"  # stratification group of posts without the stratify field
 
 
 class DatasetBuildError(ValueError):
@@ -37,6 +49,21 @@ class BuildConfig:
     inputs: list[str] = field(
         default_factory=lambda: [str(SEED_DATA_DIR / "*.jsonl")],
         metadata={"help": "JSONL files or glob patterns of labelled posts."},
+    )
+    train_validation_inputs: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "JSONL files or globs of labelled posts split into train and validation only (never test), "
+            "at the same train:validation ratio as the inputs."
+        },
+    )
+    train_only_inputs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "JSONL files or globs of labelled posts that join the training split only."},
+    )
+    partial_labels: bool = field(
+        default=False,
+        metadata={"help": "Accept posts labelled for some fields only (at least one); the others are left unlabelled."},
     )
     output_dir: str = field(
         default=str(REPO_ROOT / "build" / "dataset"),
@@ -93,24 +120,32 @@ def expand_inputs(patterns: Iterable[str]) -> list[Path]:
     return paths
 
 
-def load_labelled_posts(paths: Sequence[Path], validator: PostValidator) -> list[Post]:
-    """Read every file strictly and require a complete set of gold labels on every post."""
+def load_labelled_posts(
+    paths: Sequence[Path], validator: PostValidator, partial: bool = False, seen: dict[str, Path] | None = None
+) -> list[Post]:
+    """Read every file strictly and require gold labels on every post: all fields, or with `partial`
+    at least one. `seen` (id -> file) carries ids across calls so that no id is used twice."""
     posts: list[Post] = []
-    seen: dict[str, Path] = {}
+    seen = {} if seen is None else seen
     for path in paths:
         for post in read_posts(path, validator, on_error="raise").posts:
             if post.id in seen:
                 raise DatasetBuildError(f"post id {post.id!r} appears in both {seen[post.id]} and {path}")
             seen[post.id] = path
             missing = [name for name in validator.taxonomy.fields if name not in (post.labels or {})]
-            if missing:
+            if missing and (not partial or len(missing) == len(validator.taxonomy.fields)):
+                fix = "" if partial else " (or build with --partial-labels to train each head on the posts labelled for it)"
                 raise PostFileError(
-                    [LineError(path, _line_of(path, post.id), f"labels: missing gold label(s) for {', '.join(missing)}")]
+                    [LineError(path, _line_of(path, post.id), f"labels: missing gold label(s) for {', '.join(missing)}{fix}")]
                 )
             posts.append(post)
     if not posts:
         raise DatasetBuildError("no labelled posts in the inputs")
     return posts
+
+
+def labelled_fields(post: Post, taxonomy: Taxonomy) -> list[str]:
+    return [name for name in taxonomy.fields if name in (post.labels or {})]
 
 
 def _line_of(path: Path, post_id: str) -> int:
@@ -167,7 +202,8 @@ def _shuffled_groups(posts: Sequence[Post], field_name: str, seed: int) -> dict[
     """Posts grouped by their label of `field_name`, each group in a seeded shuffle of id order."""
     groups: dict[str, list[Post]] = {}
     for post in sorted(posts, key=lambda p: p.id):
-        groups.setdefault(str(post.labels[field_name]), []).append(post)  # type: ignore[index]
+        label = (post.labels or {}).get(field_name)
+        groups.setdefault(UNLABELLED_GROUP if label is None else str(label), []).append(post)
     rng = random.Random(seed)
     for name in sorted(groups):
         rng.shuffle(groups[name])
@@ -209,8 +245,9 @@ def label_counts(posts: Iterable[Post], taxonomy: Taxonomy) -> dict[str, dict[st
     for post in posts:
         for name, spec in taxonomy.fields.items():
             value = (post.labels or {}).get(name)
-            values = value if spec.is_multi_label else [value]
-            counters[name].update(v for v in values if v is not None)
+            if value is None:
+                continue  # unlabelled for this field (partial labels)
+            counters[name].update(value if spec.is_multi_label else [value])
     return {name: {label: counters[name][label] for label in spec.label_ids} for name, spec in taxonomy.fields.items()}
 
 
@@ -223,8 +260,16 @@ def data_hash(posts: Iterable[Post]) -> str:
     return digest.hexdigest()[:16]
 
 
+def labelled_counts(posts: Iterable[Post], taxonomy: Taxonomy) -> dict[str, int]:
+    """field -> number of posts labelled for it."""
+    posts = list(posts)
+    return {name: sum(name in (post.labels or {}) for post in posts) for name in taxonomy.fields}
+
+
 def dataset_features(taxonomy: Taxonomy):
-    """datasets.Features with a ClassLabel per single-label field and Sequence(ClassLabel) per multi."""
+    """datasets.Features with a ClassLabel per single-label field (-1: unlabelled), a
+    Sequence(ClassLabel) per multi-label field (null: unlabelled), and `labelled_heads`: the fields
+    each post is labelled for."""
     from datasets import ClassLabel, Features, Sequence, Value
 
     columns = {
@@ -237,6 +282,7 @@ def dataset_features(taxonomy: Taxonomy):
     for name, spec in taxonomy.fields.items():
         label = ClassLabel(names=spec.label_ids)
         columns[name] = Sequence(label) if spec.is_multi_label else label
+    columns[LABELLED_HEADS] = Sequence(ClassLabel(names=list(taxonomy.fields)))
     return Features(columns)
 
 
@@ -251,8 +297,10 @@ def to_dataset_dict(splits: dict[str, list[Post]], taxonomy: Taxonomy):
 
 def _row(post: Post, taxonomy: Taxonomy) -> dict:
     row = {"id": post.id, "text": post.text, "channel": post.channel, "language": post.language, "sector": post.sector}
-    for name in taxonomy.fields:
-        row[name] = post.labels[name]  # type: ignore[index]
+    labels = post.labels or {}
+    for name, spec in taxonomy.fields.items():
+        row[name] = labels.get(name, None if spec.is_multi_label else -1)
+    row[LABELLED_HEADS] = labelled_fields(post, taxonomy)
     return row
 
 
@@ -267,11 +315,22 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     taxonomy = load_taxonomy(config.taxonomy)
     config.check(taxonomy)
     validator = PostValidator(taxonomy, max_text_chars=config.max_text_chars)
-    posts = load_labelled_posts(expand_inputs(config.inputs), validator)
+    seen: dict[str, Path] = {}
+    posts = load_labelled_posts(expand_inputs(config.inputs), validator, config.partial_labels, seen)
     splits = stratified_split(posts, config.stratify_by, config.test_fraction, config.validation_fraction, config.seed)
     for split in SPLITS:
         if not splits[split]:
             raise DatasetBuildError(f"split {split!r} is empty: {len(posts)} posts are too few for these fractions")
+    if config.train_validation_inputs:
+        added = load_labelled_posts(expand_inputs(config.train_validation_inputs), validator, config.partial_labels, seen)
+        # The inputs' own train:validation ratio, e.g. 0.1 / (1 - 0.2) = 1 in 8.
+        share = config.validation_fraction / (1 - config.test_fraction)
+        train, validation = stratified_holdout(added, config.stratify_by, share, config.seed)
+        splits["train"] = sorted(splits["train"] + train, key=lambda p: p.id)
+        splits["validation"] = sorted(splits["validation"] + validation, key=lambda p: p.id)
+    if config.train_only_inputs:
+        added = load_labelled_posts(expand_inputs(config.train_only_inputs), validator, config.partial_labels, seen)
+        splits["train"] = sorted(splits["train"] + added, key=lambda p: p.id)
 
     return write_dataset(splits, taxonomy, Path(config.output_dir), asdict(config))
 
@@ -302,6 +361,7 @@ def write_dataset(splits: dict[str, list[Post]], taxonomy: Taxonomy, output_dir:
         "config": config,
         "sizes": {split: len(members) for split, members in splits.items()},
         "split_hashes": {split: data_hash(members) for split, members in splits.items()},
+        "labelled": {split: labelled_counts(members, taxonomy) for split, members in splits.items()},
         "counts": counts,
     }
     (output_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

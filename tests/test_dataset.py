@@ -131,3 +131,60 @@ def test_same_id_in_two_files_is_refused(tmp_path, write_jsonl):
     second = write_jsonl("b.jsonl", [make_post("x")])
     with pytest.raises(DatasetBuildError, match=r"post id 'x' appears in both .*a\.jsonl and .*b\.jsonl"):
         build_dataset(BuildConfig(inputs=[str(first), str(second)], output_dir=str(tmp_path / "out")))
+
+
+def sentiment_only(post_id: str, sentiment: str) -> dict:
+    return make_post(post_id, text=f"testo solo sentiment {post_id}", labels={"sentiment": sentiment})
+
+
+def test_partial_labels_are_refused_unless_asked_for_and_a_post_needs_one_label(tmp_path, write_jsonl):
+    rows = [make_post(f"p{i:03d}", intent=intent) for i, intent in enumerate(list(INTENT_SIZES) * 4)]
+    extra = write_jsonl("extra.jsonl", [sentiment_only("s1", "positivo")])
+    source = write_jsonl("seed.jsonl", rows)
+    with pytest.raises(PostFileError, match=r"extra\.jsonl:1: labels: missing gold label\(s\) for intent.*--partial-labels"):
+        build_dataset(BuildConfig(inputs=[str(source)], train_only_inputs=[str(extra)], output_dir=str(tmp_path / "a")))
+    bare = write_jsonl("bare.jsonl", [make_post("b1", labels={})])
+    with pytest.raises(PostFileError, match=r"bare\.jsonl:1: labels: missing gold label\(s\) for intent, customer_type"):
+        build_dataset(BuildConfig(inputs=[str(source)], train_only_inputs=[str(bare)], partial_labels=True,
+                                  output_dir=str(tmp_path / "b")))
+
+
+def test_partial_and_added_inputs_keep_the_test_split_and_mark_unlabelled_heads(tmp_path, write_jsonl, taxonomy):
+    rows = [make_post(f"p{i:03d}", intent=intent) for i, intent in enumerate(list(INTENT_SIZES) * 8)]
+    source = write_jsonl("seed.jsonl", rows)
+    real = write_jsonl("real.jsonl", [make_post(f"r{i:03d}", intent=intent, text=f"commento vero {i}")
+                                      for i, intent in enumerate(["elogio", "reclamo", "fuori_tema"] * 16)])
+    sentiment = write_jsonl("sentiment.jsonl", [sentiment_only(f"s{i:03d}", ["positivo", "negativo"][i % 2]) for i in range(30)])
+    plain = build_dataset(BuildConfig(inputs=[str(source)], output_dir=str(tmp_path / "plain")))
+    mixed = build_dataset(BuildConfig(inputs=[str(source)], train_validation_inputs=[str(real)],
+                                      train_only_inputs=[str(sentiment)], partial_labels=True,
+                                      output_dir=str(tmp_path / "mixed")))
+
+    ids = {split: {post.id for post in members} for split, members in mixed.splits.items()}
+    assert ids["test"] == {post.id for post in plain.splits["test"]}  # the test split is the inputs' own
+    real_validation = {i for i in ids["validation"] if i.startswith("r")}
+    assert len(real_validation) == 6  # 48 / 8  # the inputs' 1-in-8 train:validation ratio
+    assert {i for i in ids["train"] if i.startswith("r")} | real_validation == {f"r{i:03d}" for i in range(48)}
+    assert {i for i in ids["train"] if i.startswith("s")} == {f"s{i:03d}" for i in range(30)}  # train only
+
+    dataset = load_from_disk(str(tmp_path / "mixed" / "hf"))
+    train = dataset["train"]
+    assert train.features["labelled_heads"].feature.names == list(taxonomy.fields)
+    row = train[train["id"].index("s001")]
+    assert row["intent"] == -1 and row["priority"] == -1 and row["business_action"] is None
+    assert train.features["sentiment"].int2str(row["sentiment"]) == "negativo"
+    assert train.features["labelled_heads"].feature.int2str(row["labelled_heads"]) == ["sentiment"]
+    full = train[train["id"].index("r001")]
+    assert full["business_action"] == [] and len(full["labelled_heads"]) == len(taxonomy.fields)
+
+    manifest = json.loads((tmp_path / "mixed" / "manifest.json").read_text())
+    assert manifest["labelled"]["train"]["sentiment"] == len(train)
+    assert manifest["labelled"]["train"]["intent"] == len(train) - 30
+    assert mixed.counts["train"]["sentiment"]["positivo"] >= 15
+
+
+def test_added_inputs_share_the_id_space(tmp_path, write_jsonl):
+    source = write_jsonl("seed.jsonl", [make_post(f"p{i:03d}", intent=intent) for i, intent in enumerate(list(INTENT_SIZES) * 4)])
+    clash = write_jsonl("real.jsonl", [make_post("p001", intent="elogio")])
+    with pytest.raises(DatasetBuildError, match="'p001' appears in both"):
+        build_dataset(BuildConfig(inputs=[str(source)], train_validation_inputs=[str(clash)], output_dir=str(tmp_path / "o")))

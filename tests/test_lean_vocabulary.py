@@ -42,7 +42,7 @@ def small_model(taxonomy, tokenizer, seed: int = 3):
     )
     counts = {name: [1] * len(spec.label_ids) for name, spec in taxonomy.fields.items()}
     weighting = {name: "none" for name in taxonomy.fields}
-    model = build_model(encoder, taxonomy, counts, 10, weighting, {}, "mean", 0.1, 128).eval()
+    model = build_model(encoder, taxonomy, counts, dict.fromkeys(taxonomy.fields, 10), weighting, {}, "mean", 0.1, 128).eval()
     for spec in model.config.heads.values():
         if spec["multi_label"]:
             spec["thresholds"] = {label: 0.5 for label in spec["labels"]}

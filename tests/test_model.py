@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from training.encoders import build_scratch_encoder
-from training.model import MAX_CLASS_WEIGHT, SmistaMultiHeadModel, build_model, class_weights, label_column
+from training.model import IGNORE_LABEL, MAX_CLASS_WEIGHT, SmistaMultiHeadModel, build_model, class_weights, label_column
 from training.recipe import ScratchEncoder
 
 TEXTS = ["la fibra non va da ieri", "grazie mille, gentilissimi", "vorrei attivare l'offerta luce",
@@ -22,7 +22,7 @@ def tiny_model(taxonomy):
     )
     counts = {name: [1] * len(spec.label_ids) for name, spec in taxonomy.fields.items()}
     weighting = {name: "balanced" for name in taxonomy.fields}
-    model = build_model(encoder, taxonomy, counts, 20, weighting, {"intent": 2.0}, "mean", 0.0, 32)
+    model = build_model(encoder, taxonomy, counts, dict.fromkeys(taxonomy.fields, 20), weighting, {"intent": 2.0}, "mean", 0.0, 32)
     return model.eval(), tokenizer
 
 
@@ -61,6 +61,48 @@ def test_loss_is_the_weighted_sum_of_the_heads(tiny_model, taxonomy):
     assert torch.allclose(output["loss"], expected)
     output["loss"].backward()
     assert model.heads["intent"].weight.grad is not None
+
+
+def test_unlabelled_posts_add_nothing_to_a_heads_loss(tiny_model, taxonomy):
+    """Partial labels: IGNORE_LABEL targets drop out of a head's loss, so a batch where posts 2-3 are
+    unlabelled for every head but sentiment gives the loss of posts 0-1 alone on those heads."""
+    model, tokenizer = tiny_model
+    batch = tokenizer(TEXTS[:4], padding=True, return_tensors="pt")
+    full = labels_for(taxonomy, 4)
+    for name, spec in taxonomy.fields.items():
+        if name != "sentiment":
+            full[label_column(name)][2:] = IGNORE_LABEL
+    with torch.no_grad():
+        partial = model(**batch, **full)["loss"]
+        logits = model(**batch)
+    expected = 0.0
+    for name, spec in taxonomy.fields.items():
+        rows = slice(None) if name == "sentiment" else slice(0, 2)
+        weight = getattr(model, f"class_weight_{name}")
+        target = full[label_column(name)][rows]
+        if spec.is_multi_label:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[f"logits_{name}"][rows], target, pos_weight=weight)
+        else:
+            loss = torch.nn.functional.cross_entropy(logits[f"logits_{name}"][rows], target, weight=weight)
+        expected = expected + (2.0 if name == "intent" else 1.0) * loss
+    assert torch.allclose(partial, expected)
+
+
+def test_a_batch_with_no_post_labelled_for_a_head_still_trains_the_others(tiny_model, taxonomy):
+    model, tokenizer = tiny_model
+    model.zero_grad()
+    batch = tokenizer(TEXTS[:2], padding=True, return_tensors="pt")
+    labels = labels_for(taxonomy, 2)
+    labels[label_column("intent")][:] = IGNORE_LABEL
+    labels[label_column("business_action")][:] = IGNORE_LABEL
+    output = model(**batch, **labels)
+    assert torch.isfinite(output["loss"])
+    output["loss"].backward()
+    # Every head is in the graph (DDP needs a gradient for each), the unlabelled ones with zeros.
+    assert torch.count_nonzero(model.heads["intent"].weight.grad) == 0
+    assert torch.count_nonzero(model.heads["business_action"].weight.grad) == 0
+    assert torch.count_nonzero(model.heads["sentiment"].weight.grad) > 0
+    model.zero_grad()
 
 
 def test_partial_or_unknown_label_columns_are_refused(tiny_model, taxonomy):

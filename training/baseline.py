@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.partial_labels import labelled_rows
 from training.predict import BASELINE_FILE
 from training.recipe import BaselineSettings
 
@@ -98,5 +99,6 @@ def fit_baseline(
             random_state=seed,
         )
         classifier = OneVsRestClassifier(regression) if spec["multi_label"] else regression
-        classifiers[name] = classifier.fit(features, targets[name])
+        labelled = labelled_rows(targets[name])  # partial labels: each head learns from its labelled posts
+        classifiers[name] = classifier.fit(features[labelled], targets[name][labelled])
     return BaselineModel(vectorizer, classifiers, heads, taxonomy_version)

@@ -48,6 +48,7 @@ class HeadReport:
     confusion: list                             # single: [gold][predicted]; multi: per label [[tn, fp], [fn, tp]]
     calibration_bins: list[dict[str, float]]    # non-empty bins: confidence, accuracy, count
     curve: dict[str, list[float]]               # threshold, coverage, precision
+    posts: int = 0                              # posts scored: those labelled for this head
 
 
 @dataclass
@@ -88,6 +89,7 @@ class EvaluationReport:
                 f"{name:<18}{head.accuracy:>10.3f}{head.macro_f1:>10.3f}{head.ece:>8.3f}"
                 + "".join(f"{head.coverage[t]:>9.3f}" for t in targets)
             )
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -168,6 +170,7 @@ def evaluate_head(head: HeadSpec, gold: np.ndarray, probabilities: np.ndarray) -
     coverage = coverage_metric().compute(confidences=confidence.tolist(), correct=post_correct.tolist(), targets=PRECISION_TARGETS)
     targets = [f"{round(t * 100)}" for t in PRECISION_TARGETS]
     return HeadReport(
+        posts=len(gold),
         name=head.name,
         multi_label=head.multi_label,
         labels=list(head.labels),
@@ -203,26 +206,37 @@ def evaluate_posts(predictor: Predictor, posts: Sequence[Post], split: str, batc
     """Predict every post and score every head against its gold labels."""
     if not posts:
         raise EvaluationError(f"{split}: no posts to evaluate")
-    unlabelled = [post.id for post in posts if not post.labels or any(name not in post.labels for name in predictor.heads)]
+    unlabelled = [post.id for post in posts if not post.labels or not any(name in post.labels for name in predictor.heads)]
     if unlabelled:
         raise EvaluationError(
-            f"{split}: {len(unlabelled)} post(s) lack gold labels for the model's heads, e.g. {unlabelled[:3]}"
+            f"{split}: {len(unlabelled)} post(s) lack gold labels for every head of the model, e.g. {unlabelled[:3]}"
         )
     started = time.perf_counter()
     probabilities = predictor.predict_probabilities([post.text for post in posts], batch_size=batch_size)
     seconds = time.perf_counter() - started
-    heads = {
-        name: evaluate_head(head, gold_matrix(posts, head), probabilities[name]) for name, head in predictor.heads.items()
-    }
-    return EvaluationReport(split=split, posts=len(posts), model_version=predictor.model_version, heads=heads, seconds=seconds)
+    heads, notes = {}, []
+    for name, head in predictor.heads.items():
+        # Partial labels: each head is scored on the posts labelled for it, and only if there are any.
+        labelled = np.array([name in post.labels for post in posts])
+        if not labelled.any():
+            notes.append(f"{name}: no post labelled for it, not scored")
+            continue
+        if not labelled.all():
+            notes.append(f"{name}: scored on the {int(labelled.sum())} of {len(posts)} posts labelled for it")
+        chosen = [post for post, keep in zip(posts, labelled) if keep]
+        heads[name] = evaluate_head(head, gold_matrix(chosen, head), probabilities[name][labelled])
+    return EvaluationReport(
+        split=split, posts=len(posts), model_version=predictor.model_version, heads=heads, seconds=seconds, notes=notes
+    )
 
 
 def read_labelled_posts(path: str | Path, taxonomy: Taxonomy) -> list[Post]:
-    """Posts of a JSONL file, each with gold labels for every taxonomy field (else an error naming the line)."""
+    """Posts of a JSONL file, each with gold labels for at least one taxonomy field (else an error
+    naming the line); a head is scored on the posts labelled for it."""
     path = Path(path)
     if not path.is_file():
         raise EvaluationError(f"{path}: file not found")
-    return load_labelled_posts([path], PostValidator(taxonomy))
+    return load_labelled_posts([path], PostValidator(taxonomy), partial=True)
 
 
 def check_taxonomy_matches(predictor: Predictor, taxonomy: Taxonomy) -> None:

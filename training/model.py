@@ -30,6 +30,9 @@ from data.taxonomy import Taxonomy
 MAX_CLASS_WEIGHT = 20.0
 
 
+IGNORE_LABEL = -100  # target of a post not labelled for a head (PyTorch's ignore_index default)
+
+
 def label_column(field_name: str) -> str:
     return f"labels_{field_name}"
 
@@ -195,10 +198,22 @@ class SmistaMultiHeadModel(PreTrainedModel):
             spec = self.config.heads[name]
             target = labels[label_column(name)]
             weight = getattr(self, f"class_weight_{name}")
+            # Partial labels: a post not labelled for this head has IGNORE_LABEL as its target (every
+            # position of a multi-label row); it adds nothing to this head's loss or its mean.
+            # A batch with no labelled post still puts the head in the graph (times zero): DDP
+            # requires every parameter to get a gradient in every step.
             if spec["multi_label"]:
-                loss = F.binary_cross_entropy_with_logits(logits[name], target.float(), pos_weight=weight)
+                labelled = target[:, 0] != IGNORE_LABEL
+                if labelled.any():
+                    loss = F.binary_cross_entropy_with_logits(
+                        logits[name][labelled], target[labelled].float(), pos_weight=weight
+                    )
+                else:
+                    loss = logits[name].sum() * 0.0
+            elif (target != IGNORE_LABEL).any():
+                loss = F.cross_entropy(logits[name], target.long(), weight=weight, ignore_index=IGNORE_LABEL)
             else:
-                loss = F.cross_entropy(logits[name], target.long(), weight=weight)
+                loss = logits[name].sum() * 0.0
             total = total + self.config.head_loss_weights.get(name, 1.0) * loss
         return total
 
@@ -216,7 +231,7 @@ def build_model(
     encoder: PreTrainedModel,
     taxonomy: Taxonomy,
     train_counts: Mapping[str, Sequence[int]],
-    train_size: int,
+    train_sizes: Mapping[str, int],
     weighting: Mapping[str, str],
     head_loss_weights: Mapping[str, float],
     pooling: str,
@@ -226,7 +241,7 @@ def build_model(
     """A multi-head model for `taxonomy` whose encoder starts from `encoder`'s weights."""
     heads = head_specs(taxonomy)
     weights = {
-        name: class_weights(train_counts[name], train_size, spec["multi_label"], weighting[name])
+        name: class_weights(train_counts[name], train_sizes[name], spec["multi_label"], weighting[name])
         for name, spec in heads.items()
     }
     config = SmistaConfig(

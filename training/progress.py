@@ -8,6 +8,8 @@ import time
 import numpy as np
 from transformers import TrainerCallback
 
+from training.model import IGNORE_LABEL
+
 
 MEAN_MACRO_F1 = "mean_macro_f1"
 
@@ -29,7 +31,13 @@ def per_head_macro_f1(config):
             logits, labels = (logits,), (labels,)
         metrics = {}
         for name, head_logits, head_labels in zip(names, logits, labels):
-            if heads[name]["multi_label"]:
+            # Partial labels: only the posts labelled for this head (target not IGNORE_LABEL) count.
+            multi = heads[name]["multi_label"]
+            labelled = (head_labels[:, 0] if multi else head_labels) != IGNORE_LABEL
+            if not labelled.any():
+                continue  # no validation post labelled for this head: no score rather than a fake 0
+            head_logits, head_labels = head_logits[labelled], head_labels[labelled]
+            if multi:
                 predicted = (head_logits > 0).astype(int)  # sigmoid(x) > 0.5
                 gold = head_labels.astype(int)
                 metrics[f"{name}_macro_f1"] = float(f1_score(gold, predicted, average="macro", zero_division=0))

@@ -11,6 +11,7 @@ in the README's commands), like every other path the CLI takes.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,8 +43,38 @@ class DataSettings(_Strict):
         description="JSONL files or globs of labelled posts. When set, the data set is (re)built from them "
         "into dataset_dir before training; when unset, dataset_dir must already hold a built data set.",
     )
+    train_validation_inputs: list[str] = Field(
+        default_factory=list,
+        description="With inputs: JSONL files or globs of labelled posts split into train and validation only, "
+        "never test (e.g. real annotations whose test set is held out in held_out).",
+    )
+    train_only_inputs: list[str] = Field(
+        default_factory=list,
+        description="With inputs: JSONL files or globs of labelled posts that join the training split only "
+        "(e.g. sentiment-only posts of a public corpus).",
+    )
+    partial_labels: bool = Field(
+        default=False,
+        description="Accept posts labelled for some heads only: each head trains and is evaluated on the posts labelled for it.",
+    )
+    held_out: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> JSONL file of labelled posts never trained or tuned on, evaluated after training "
+        "like the test split (metrics heldout_<name>_<head>_<metric>).",
+    )
     split_seed: int = Field(default=13, description="Seed of the split shuffle when the data set is built from inputs.")
     taxonomy: str = Field(default=str(DEFAULT_TAXONOMY_PATH), description="Taxonomy YAML file: heads and label ids.")
+
+    @model_validator(mode="after")
+    def _added_inputs_need_inputs(self) -> DataSettings:
+        if (self.train_validation_inputs or self.train_only_inputs) and not self.inputs:
+            raise ValueError(
+                "train_validation_inputs and train_only_inputs join a data set built from inputs: set inputs too"
+            )
+        bad = [name for name in self.held_out if not re.fullmatch(r"[a-z0-9_]+", name)]
+        if bad:
+            raise ValueError(f"held_out names {bad} must be lowercase letters, digits or _ (they name MLflow metrics)")
+        return self
 
 
 class ScratchEncoder(_Strict):

@@ -25,6 +25,7 @@ from data.taxonomy import Taxonomy, load_taxonomy
 from training.encoders import resolve_base_model
 from training.errors import RecipeTaxonomyError
 from training.evaluate import EvaluationReport, evaluate_posts, write_report
+from training.partial_labels import labelled_rows
 from training.predict import Predictor
 from training.recipe import TrainRecipe, resolve_tracking_uri
 from training.thresholds import tune_thresholds
@@ -87,7 +88,7 @@ def train_transformer(
 
     from training.encoders import add_text_prefix, extend_vocabulary, load_pretrained_encoder
     from training.lean_vocabulary import round_to_float16, trim_vocabulary
-    from training.model import build_model, label_column
+    from training.model import IGNORE_LABEL, build_model, label_column
     from training.predict import TransformerBackend
     from training.progress import EpochSummary, MlflowLiveMetrics, per_head_macro_f1
 
@@ -124,10 +125,14 @@ def train_transformer(
         def encode(batch: dict) -> dict:
             encoded = tokenizer(batch["text"], truncation=True, max_length=settings.max_length)
             for name, spec in taxonomy.fields.items():
+                # Partial labels: unlabelled (null / -1 in the data set) becomes IGNORE_LABEL.
                 if spec.is_multi_label:
-                    encoded[label_column(name)] = [multi_hot(ids, len(spec.label_ids)) for ids in batch[name]]
+                    encoded[label_column(name)] = [
+                        [IGNORE_LABEL] * len(spec.label_ids) if ids is None else multi_hot(ids, len(spec.label_ids))
+                        for ids in batch[name]
+                    ]
                 else:
-                    encoded[label_column(name)] = batch[name]
+                    encoded[label_column(name)] = [IGNORE_LABEL if label < 0 else label for label in batch[name]]
             return encoded
 
         # keep_in_memory: no cache files written into the data set folder (shared by DDP processes).
@@ -139,7 +144,7 @@ def train_transformer(
             encoder,
             taxonomy,
             data.label_counts("train"),
-            len(data.dataset["train"]),
+            data.labelled_sizes("train"),
             weighting,
             settings.head_loss_weights,
             settings.pooling,
@@ -265,6 +270,14 @@ def evaluate_and_record(
         write_report(report, evaluation_dir / split, plots=split == "test")
         print(report.format_table(), flush=True)
         reports[split] = report
+    for name in recipe.data.held_out:
+        # Held-out sets (e.g. real annotated posts kept for measurement) are scored like test, as
+        # heldout_<name>; prepare_training_data refused any that shares a post with the data set.
+        split = f"heldout_{name}"
+        report = evaluate_posts(predictor, data.held_out[name], split)
+        write_report(report, evaluation_dir / split, plots=True)
+        print(report.format_table(), flush=True)
+        reports[split] = report
     version = log_results(recipe, reports, model_dir, evaluation_dir, train_seconds)
     print(f"Model saved in {model_dir}", flush=True)
     return RunResult(run.info.run_id, run_dir, model_dir, version, reports, train_seconds)
@@ -275,7 +288,8 @@ def set_thresholds(heads: dict[str, dict], validation_probabilities: dict[str, n
     for name, spec in heads.items():
         if not spec["multi_label"]:
             continue
-        tuned = tune_thresholds(validation_probabilities[name], validation_targets[name], spec["labels"])
+        labelled = labelled_rows(validation_targets[name])  # partial labels: only posts labelled for it
+        tuned = tune_thresholds(validation_probabilities[name][labelled], validation_targets[name][labelled], spec["labels"])
         spec["thresholds"] = tuned.thresholds
         summary = ", ".join(f"{label} {value:.2f}" for label, value in tuned.thresholds.items())
         print(f"Thresholds of {name} (tuned on validation): {summary}", flush=True)

@@ -5,7 +5,7 @@ the taxonomy and can train a classifier, before any model is loaded.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from data.schema import Post
 from data.taxonomy import Taxonomy
 from training.errors import TrainingDataError
 from training.evaluate import read_labelled_posts
+from training.partial_labels import UNLABELLED, labelled_rows
 from training.recipe import DataSettings
 
 
@@ -25,6 +26,7 @@ class TrainingData:
     dataset: object                # datasets.DatasetDict with ClassLabel / Sequence(ClassLabel) columns
     manifest: dict                 # data set manifest: data_hash, split_hashes, sizes, counts
     taxonomy: Taxonomy
+    held_out: dict[str, list[Post]] = field(default_factory=dict)  # name -> posts never trained or tuned on
 
     @property
     def data_hash(self) -> str:
@@ -34,7 +36,8 @@ class TrainingData:
         return list(self.dataset[split]["text"])
 
     def targets(self, split: str) -> dict[str, np.ndarray]:
-        """field -> label indices (single-label) or [posts, labels] 0/1 (multi-label)."""
+        """field -> label indices (single-label) or [posts, labels] 0/1 (multi-label); a post not
+        labelled for a field (partial labels) has -1 there (the whole row for a multi-label field)."""
         rows = self.dataset[split]
         targets = {}
         for name, spec in self.taxonomy.fields.items():
@@ -42,18 +45,25 @@ class TrainingData:
             if spec.is_multi_label:
                 matrix = np.zeros((len(column), len(spec.label_ids)), dtype=int)
                 for row, indices in enumerate(column):
-                    matrix[row, list(indices)] = 1
+                    if indices is None:
+                        matrix[row] = UNLABELLED
+                    else:
+                        matrix[row, list(indices)] = 1
                 targets[name] = matrix
             else:
                 targets[name] = np.asarray(column, dtype=int)
         return targets
 
+    def labelled_sizes(self, split: str) -> dict[str, int]:
+        """field -> number of posts of the split labelled for it."""
+        return {name: int(labelled_rows(target).sum()) for name, target in self.targets(split).items()}
+
     def label_counts(self, split: str) -> dict[str, list[int]]:
-        """field -> count per label id (taxonomy order)."""
+        """field -> count per label id (taxonomy order), over the posts labelled for the field."""
         counts = {}
         targets = self.targets(split)
         for name, spec in self.taxonomy.fields.items():
-            target = targets[name]
+            target = targets[name][labelled_rows(targets[name])]
             counts[name] = (target.sum(axis=0) if spec.is_multi_label else np.bincount(target, minlength=len(spec.label_ids))).tolist()
         return counts
 
@@ -71,7 +81,15 @@ def prepare_training_data(settings: DataSettings, taxonomy: Taxonomy, build: boo
     dataset_dir = Path(settings.dataset_dir)
     if settings.inputs and build:
         build_dataset(
-            BuildConfig(inputs=list(settings.inputs), output_dir=str(dataset_dir), taxonomy=settings.taxonomy, seed=settings.split_seed)
+            BuildConfig(
+                inputs=list(settings.inputs),
+                train_validation_inputs=list(settings.train_validation_inputs),
+                train_only_inputs=list(settings.train_only_inputs),
+                partial_labels=settings.partial_labels,
+                output_dir=str(dataset_dir),
+                taxonomy=settings.taxonomy,
+                seed=settings.split_seed,
+            )
         )
     manifest_path = dataset_dir / "manifest.json"
     if not (dataset_dir / "hf").is_dir() or not manifest_path.is_file():
@@ -88,7 +106,28 @@ def prepare_training_data(settings: DataSettings, taxonomy: Taxonomy, build: boo
     data = TrainingData(dataset_dir=dataset_dir, dataset=dataset, manifest=manifest, taxonomy=taxonomy)
     check_fits_taxonomy(data)
     check_trainable(data)
+    data.held_out = {name: read_held_out(path, data) for name, path in settings.held_out.items()}
     return data
+
+
+def read_held_out(path: str, data: TrainingData) -> list[Post]:
+    """The labelled posts of a held-out file, refused (naming them) if any is also in the data set:
+    trained or tuned on, it would no longer measure anything. Read before training, so a wrong file
+    fails in seconds, not after an hour."""
+    posts = read_labelled_posts(path, data.taxonomy)
+    ids = {post_id for split in SPLITS for post_id in data.dataset[split]["id"]}
+    shared = [post.id for post in posts if post.id in ids]
+    if shared:
+        raise TrainingDataError(
+            f"held-out file {path}: {len(shared)} post(s) are also in the data set {data.dataset_dir}, e.g. "
+            f"{shared[:5]}; a held-out set must never be trained or tuned on: rebuild the data set without them"
+        )
+    training_texts = set(data.dataset["train"]["text"])
+    repeated = sum(post.text in training_texts for post in posts)
+    if repeated:
+        # Real comments repeat ("bellissimo", an emoji): not an error, but it is said.
+        print(f"Held-out {path}: {repeated} of {len(posts)} texts also occur (as other posts) in training", flush=True)
+    return posts
 
 
 def check_fits_taxonomy(data: TrainingData) -> None:

@@ -8,8 +8,9 @@ seed data, Label Studio exports and API requests.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import (
@@ -26,6 +27,13 @@ from data.errors import describe_validation_error
 from data.taxonomy import Taxonomy
 
 DEFAULT_MAX_TEXT_CHARS = 5_000
+# Follower counts are stored as 64-bit integers; the largest real accounts have about 10^9.
+MAX_FOLLOWERS = 2**63 - 1
+# Characters that render as nothing although Unicode files them as letters or symbols (fillers,
+# the braille blank, the Mongolian vowel separator); format characters (zero-width spaces and
+# joiners, the BOM, bidi marks) and whitespace are caught by their category.
+INVISIBLE_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 
 
 class PostValidationError(ValueError):
@@ -36,7 +44,9 @@ class Author(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     handle: str | None = Field(default=None, max_length=200, description="Public handle, e.g. @luca_b87.")
-    followers: int | None = Field(default=None, ge=0, description="Follower count when the channel has one.")
+    followers: int | None = Field(
+        default=None, ge=0, le=MAX_FOLLOWERS, description="Follower count when the channel has one."
+    )
 
 
 class Post(BaseModel):
@@ -107,6 +117,14 @@ class Post(BaseModel):
             raise ValueError(
                 f"timestamp {value.isoformat()} has no timezone offset; add one, e.g. +01:00 or Z"
             )
+        if value is not None:
+            try:  # year 9999 at -05:00 or year 1 at +14:00 has no UTC time: refuse it here, not with a 500 later
+                value.astimezone(timezone.utc)
+            except OverflowError:
+                raise ValueError(
+                    f"timestamp {value.isoformat()} is out of range once converted to UTC; "
+                    "use a real date, e.g. 2026-03-14T21:47:00+01:00"
+                ) from None
         return value
 
     @model_validator(mode="after")
@@ -122,11 +140,19 @@ class Post(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+def has_visible_character(text: str) -> bool:
+    """True when something in the text would show: not only whitespace, zero-width or format
+    characters and invisible fillers."""
+    return any(
+        char not in INVISIBLE_CHARACTERS and unicodedata.category(char) not in INVISIBLE_CATEGORIES for char in text
+    )
+
+
 def check_text(text: str, max_text_chars: int) -> str:
     """The text checks of a post, also for callers that have a text but no whole post:
     raise ValueError when it is blank or longer than `max_text_chars`."""
-    if not text.strip():
-        raise ValueError("text is empty or only whitespace")
+    if not has_visible_character(text):
+        raise ValueError("text is empty or only whitespace or invisible characters")
     if len(text) > max_text_chars:
         raise ValueError(
             f"text is {len(text)} characters, over the limit of {max_text_chars}; "

@@ -7,10 +7,10 @@ only; what needs the taxonomy (channels, label ids, text length) is checked by
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 ConfidenceTier = Literal["auto", "suggest", "human_triage"]
 
@@ -124,16 +124,27 @@ class RouteResponse(BaseModel):
 class FeedbackIn(_Request):
     """What the human agent finally decided for a routed post."""
 
-    post_id: str = Field(min_length=1, description="The id returned by /route.")
+    post_id: str = Field(min_length=1, max_length=200, description="The id returned by /route.")
     corrected_labels: dict[str, str | list[str]] | None = Field(
         default=None, description="Field -> the right label(s); a subset of fields is allowed."
     )
-    handled_by_team: str | None = Field(default=None, description="Team that handled the post in the end.")
+    handled_by_team: str | None = Field(default=None, max_length=100, description="Team that handled the post in the end.")
     resolved: bool = Field(description="Whether the customer's case was solved.")
     # Timestamps arrive as ISO strings, which strict mode refuses outside JSON parsing.
     first_response_at: AwareDatetime | None = Field(default=None, strict=False, description="First reply to the customer.")
     resolved_at: AwareDatetime | None = Field(default=None, strict=False, description="When the case was closed as solved.")
-    agent_id: str | None = Field(default=None, description="Pseudonymous id of the agent.")
+    agent_id: str | None = Field(default=None, max_length=200, description="Pseudonymous id of the agent.")
+
+    @field_validator("first_response_at", "resolved_at")
+    @classmethod
+    def _has_a_utc_time(cls, value: datetime | None) -> datetime | None:
+        # Year 9999 at -05:00 or year 1 at +14:00 has no UTC time: a 4xx here, not a 500 when stored.
+        if value is not None:
+            try:
+                value.astimezone(timezone.utc)
+            except OverflowError:
+                raise ValueError(f"timestamp {value.isoformat()} is out of range once converted to UTC") from None
+        return value
 
 
 class FeedbackReceipt(BaseModel):

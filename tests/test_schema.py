@@ -25,6 +25,10 @@ def test_only_text_id_and_channel_are_required(validator, taxonomy):
     [
         ({"text": ""}, r"text: text is empty or only whitespace"),
         ({"text": "  \n\t "}, r"text: text is empty or only whitespace"),
+        ({"text": "\u200b\u200d\ufeff\u2060 \u3164\u2800"}, r"text: text is empty or only whitespace or invisible"),
+        ({"created_at": "9999-12-31T23:00:00-05:00"}, r"created_at: timestamp 9999-12-31T23:00:00-05:00 is out of range"),
+        ({"created_at": "0001-01-01T01:00:00+14:00"}, r"created_at: timestamp 0001-01-01T01:00:00\+14:00 is out of range"),
+        ({"author": {"followers": 2**64}}, r"author\.followers: Input should be less than or equal to 9223372036854775807"),
         ({"channel": "fax"}, r"channel: unknown channel 'fax'; expected one of: twitter"),
         ({"created_at": "14/03/2026 10:00"}, r"created_at: bad timestamp '14/03/2026 10:00': use ISO 8601"),
         ({"created_at": "2026-02-30T10:00:00+01:00"}, r"created_at: bad timestamp"),

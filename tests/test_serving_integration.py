@@ -224,6 +224,14 @@ BAD_INPUTS = [
     ("unknown channel", {"json": {"posts": {"text": "ciao", "channel": "fax"}}}, 400, "unknown channel 'fax'"),
     ("unknown field", {"json": {"posts": {"text": "ciao", "channel": "twitter", "colore": "blu"}}}, 400,
      "Extra inputs are not permitted"),
+    ("invisible-only text", {"json": {"posts": {"text": "\u200b\u200d\ufeff", "channel": "twitter"}}}, 400,
+     "only whitespace or invisible characters"),
+    ("year 9999 at -05:00", {"json": {"posts": {"text": "ciao", "channel": "twitter",
+                                                "created_at": "9999-12-31T23:00:00-05:00"}}}, 400, "out of range"),
+    ("year 1 at +14:00", {"json": {"posts": {"text": "ciao", "channel": "twitter",
+                                             "created_at": "0001-01-01T01:00:00+14:00"}}}, 400, "out of range"),
+    ("followers beyond 64 bits", {"json": {"posts": {"text": "ciao", "channel": "twitter",
+                                                     "author": {"followers": 2**64}}}}, 400, "less than or equal to"),
     ("empty batch", {"json": {"posts": []}}, 400, "no posts"),
     ("batch over the limit", {"json": {"posts": many_posts(65)}}, 413, "batch of 65 posts is over the limit of 64"),
     ("body over the limit", {"content": b"x" * (3 * 1024 * 1024), "headers": {"content-type": "application/json"}}, 413,
@@ -244,6 +252,10 @@ def test_bad_feedback_types_get_a_400(http):
     assert response.status_code == 400 and "Input should be a valid boolean" in response.text
     naive = http.post("/feedback", json={"post_id": "fb-1", "resolved": True, "resolved_at": "2026-03-10T11:00:00"})
     assert naive.status_code == 400 and "timezone" in naive.text
+    edge = http.post("/feedback", json={"post_id": "fb-1", "resolved": True, "resolved_at": "9999-12-31T23:00:00-05:00"})
+    assert edge.status_code == 400 and "out of range" in edge.text
+    long_agent = http.post("/feedback", json={"post_id": "fb-1", "resolved": True, "agent_id": "a" * 1_000_000})
+    assert long_agent.status_code == 400 and "at most 200 characters" in long_agent.text
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "not-the-key-0000000000"}], ids=["missing key", "wrong key"])

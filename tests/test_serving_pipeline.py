@@ -57,7 +57,7 @@ def test_each_bad_post_is_named_by_position_and_field(pipeline):
     assert error.status == 400 and error.message == "invalid posts"
     assert error.detail[0]["loc"] == ["posts", 1]
     assert error.detail[0]["msg"].startswith("channel: unknown channel 'fax'; expected one of: twitter")
-    assert error.detail[1] == {"loc": ["posts", 2], "msg": "text: text is empty or only whitespace"}
+    assert error.detail[1] == {"loc": ["posts", 2], "msg": "text: text is empty or only whitespace or invisible characters"}
 
 
 def test_routing_needs_a_channel_but_classifying_does_not(pipeline):
@@ -194,3 +194,20 @@ def test_classifier_calls_batch_only_when_another_call_is_in_flight():
     with pytest.raises(RuntimeError), calls.call():
         raise RuntimeError("the Classifier call failed")
     assert calls.in_flight == 0  # a failed call is no longer in flight
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"resolved_at": "9999-12-31T23:00:00-05:00"}, "resolved_at\n  Value error, timestamp 9999-12-31T23:00:00-05:00 is out of range"),
+        ({"first_response_at": "0001-01-01T01:00:00+14:00"}, "first_response_at\n  Value error, timestamp 0001-01-01T01:00:00+14:00 is out"),
+        ({"agent_id": "a" * 201}, "agent_id\n  String should have at most 200 characters"),
+        ({"post_id": "p" * 201}, "post_id\n  String should have at most 200 characters"),
+    ],
+)
+def test_feedback_values_at_the_edge_are_refused_naming_the_field(change, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        FeedbackIn.model_validate_json(json.dumps({"post_id": "p1", "resolved": True, **change}))
+    assert message in str(error.value)

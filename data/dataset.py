@@ -134,7 +134,10 @@ def load_labelled_posts(
             seen[post.id] = path
             missing = [name for name in validator.taxonomy.fields if name not in (post.labels or {})]
             if missing and (not partial or len(missing) == len(validator.taxonomy.fields)):
-                fix = "" if partial else " (or build with --partial-labels to train each head on the posts labelled for it)"
+                fix = "" if partial else (
+                    " (to train each head on the posts labelled for it: `smista data build --partial-labels`, "
+                    "or `data.partial_labels: true` in a recipe)"
+                )
                 raise PostFileError(
                     [LineError(path, _line_of(path, post.id), f"labels: missing gold label(s) for {', '.join(missing)}{fix}")]
                 )

@@ -43,6 +43,6 @@ case "$step" in
         smista train --recipe configs/train/default.yaml --set "data.held_out={real: $HELD_OUT}" "$@" ;;
     evaluate)
         model=${1:?"usage: $0 evaluate MODEL_DIR_OR_URI"}
-        smista evaluate --model "$model" --file "$HELD_OUT" --output-dir "$OUT/evaluation/$(basename "$model")" ;;
+        smista evaluate --model "$model" --file "$HELD_OUT" --output-dir "$OUT/evaluation/$(echo "$model" | tr -c 'A-Za-z0-9._-' '_')" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
 esac

@@ -48,7 +48,8 @@ def feel_it_posts(path: Path) -> list[dict]:
         rows = list(csv.DictReader(handle))
     posts = []
     for number, row in enumerate(rows, start=1):
-        emotion = row["labels"].split()[0].strip()
+        words = (row.get("labels") or "").split()
+        emotion = words[0] if words else ""
         if emotion in FEEL_IT_POLARITY and row["text"].strip():
             posts.append(post(f"feelit-{number}", row["text"], FEEL_IT_POLARITY[emotion]))
     return posts

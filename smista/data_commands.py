@@ -13,14 +13,28 @@ from smista.arguments import add_dataclass_arguments, dataclass_from_args
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from data.dataset import build_dataset, format_counts
+    from data.dataset import build_dataset, format_counts, labelled_counts
+    from data.taxonomy import load_taxonomy
 
-    result = build_dataset(dataclass_from_args(BuildConfig, args))
+    config = dataclass_from_args(BuildConfig, args)
+    result = build_dataset(config)
+    taxonomy = load_taxonomy(config.taxonomy)
     sizes = ", ".join(f"{split} {len(posts)}" for split, posts in result.splits.items())
     print(f"Data set {result.data_hash} (taxonomy v{result.taxonomy_version}): {sizes}")
     print(f"Written to {result.output_dir}")
     print()
     print(format_counts(result.counts))
+    partial = {
+        split: {name: count for name, count in labelled_counts(posts, taxonomy).items() if count < len(posts)}
+        for split, posts in result.splits.items()
+    }
+    if any(partial.values()):
+        # Partial labels: the counts above add up to less than the split sizes for these fields.
+        print()
+        for split, fields in partial.items():
+            if fields:
+                print(f"{split}: posts labelled for " + ", ".join(f"{name} {count}" for name, count in fields.items())
+                      + f" (of {len(result.splits[split])})")
     return 0
 
 

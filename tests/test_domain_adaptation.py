@@ -146,11 +146,17 @@ def test_a_run_adapts_the_encoder_on_training_and_extra_texts_before_building_th
     held_out = [json.loads(line)["text"] for split in ("validation", "test")
                 for line in (synthetic_dataset / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
     extra = tmp_path / "unlabelled.txt"
-    extra.write_text(f"Un post nuovo senza etichette\n{held_out[0]}\n{held_out[-1]}\n", encoding="utf-8")
+    # A held-out file's post (data.held_out) must stay out of the adaptation texts as well.
+    kept_aside = tmp_path / "kept-aside.jsonl"
+    kept_aside.write_text(json.dumps({"id": "aside-1", "text": "Un commento tenuto da parte", "channel": "twitter",
+                                      "labels": {"intent": "elogio"}}) + "\n", encoding="utf-8")
+    extra.write_text(f"Un post nuovo senza etichette\n{held_out[0]}\n{held_out[-1]}\nUn commento tenuto da parte\n",
+                     encoding="utf-8")
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     recipe = tiny_recipe(
         synthetic_dataset, tmp_path / "runs", tracking_uri,
         "transformer.num_train_epochs=1", "tracking.log_model=false", "tracking.register_model=false",
+        f"data.held_out={{aside: '{kept_aside}'}}",
         f"transformer.domain_adaptation={{epochs: 2, learning_rate: 3.0e-3, batch_size: 16, extra_texts: ['{extra}']}}",
     )
 
@@ -159,13 +165,13 @@ def test_a_run_adapts_the_encoder_on_training_and_extra_texts_before_building_th
     train_texts = [json.loads(line)["text"] for line in (synthetic_dataset / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     (_, adapted, texts), (_, built, _) = calls
     assert [call[0] for call in calls] == ["adapt", "build"] and adapted is built
-    assert texts == train_texts + ["Un post nuovo senza etichette"]  # validation and test posts left out
+    assert texts == train_texts + ["Un post nuovo senza etichette"]  # validation, test and held-out posts left out
     metrics = MlflowClient(tracking_uri).get_run(result.run_id).data.metrics
     assert metrics["domain_adaptation_texts"] == len(texts)
     assert metrics["domain_adaptation_loss_after"] < metrics["domain_adaptation_loss_before"]
     assert metrics["domain_adaptation_steps"] > 0 and "domain_adaptation_seconds" in metrics
     output = capsys.readouterr().out
-    assert "Domain adaptation: left out 2 extra texts" in output
+    assert "Domain adaptation: left out 3 extra texts" in output
     assert f"Domain adaptation: {len(texts)} texts, 2 epochs, masked-LM loss" in output
     assert (result.model_dir / "model.safetensors").is_file()
     assert not (result.run_dir / "domain_adaptation").exists()

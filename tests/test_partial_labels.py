@@ -8,10 +8,14 @@ import random
 
 import pytest
 
+from data.taxonomy import load_taxonomy
 from tests.training_helpers import REPO_ROOT, synthetic_posts, tiny_recipe, write_posts_file
-from training.errors import TrainingDataError
+from training.errors import RegistryError, TrainingDataError
+from training.evaluate import read_labelled_posts
 from training.predict import Predictor
 from training.recipe import load_recipe
+from training.registry import PromotionPolicy, promote
+from training.runtime_check import compare_runtimes
 from training.train import train
 
 # Words that appear only in the sentiment-only posts: the sentiment head can learn them from there
@@ -63,28 +67,70 @@ def data_overrides(sources, name: str) -> list[str]:
         f"data.train_only_inputs=['{sources['sentiment']}']",
         "data.partial_labels=true",
         f"data.held_out={{real: '{sources['held_out']}'}}",
-        "tracking.register_model=false",
     ]
 
 
-def test_the_baseline_learns_sentiment_from_sentiment_only_posts(sources, tmp_path):
+@pytest.fixture(scope="module")
+def baseline_result(sources, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tfidf")
     recipe = load_recipe(
         REPO_ROOT / "configs" / "train" / "baseline.yaml",
-        [f"output_dir={tmp_path}", f"tracking.tracking_uri=sqlite:///{tmp_path}/mlflow.db", *data_overrides(sources, "ds-tfidf")],
+        [f"output_dir={folder}", f"tracking.tracking_uri=sqlite:///{folder}/mlflow.db",
+         *data_overrides(sources, "ds-tfidf"), "tracking.register_model=true"],
     )
-    result = train(recipe)
+    return train(recipe), f"sqlite:///{folder}/mlflow.db"
+
+
+def test_the_baseline_learns_sentiment_from_sentiment_only_posts(baseline_result):
+    result, _ = baseline_result
     predictor = Predictor.from_directory(result.model_dir, model_version="partial")
     outputs = predictor.predict(["favoloso stupendo", "orribile schifoso"])
     assert [output["sentiment"].labels[0] for output in outputs] == ["positivo", "negativo"]
     held = result.reports["heldout_real"]
     assert held.posts == 24
     assert held.heads["intent"].posts == 24 and held.heads["sentiment"].posts == 12
+    assert held.metrics("heldout_real")["heldout_real_sentiment_posts"] == 12
     assert any("sentiment: scored on the 12 of 24" in note for note in held.notes)
+
+
+def test_runtime_check_and_promotion_on_partially_labelled_files(baseline_result, sources, tmp_path):
+    result, tracking_uri = baseline_result
+    posts = read_labelled_posts(sources["held_out"], load_taxonomy())
+    comparison = compare_runtimes(str(result.model_dir), posts, runtimes=["torch"])
+    assert "priority" in comparison.heads and "intent" in comparison.heads
+    assert "intent" in comparison.format_table()
+    # A gate file with no post labelled for some heads cannot compare every head: refused by name.
+    intent_only = write_posts_file(tmp_path / "intent-only.jsonl", [
+        {"id": f"g{i}", "text": f"bolletta addebito {i}", "channel": "twitter", "labels": {"intent": "fatturazione"}}
+        for i in range(4)
+    ])
+    with pytest.raises(RegistryError, match="no post is labelled for customer_type, business_action, priority, sentiment"):
+        promote(None, intent_only, PromotionPolicy(), tracking_uri=tracking_uri)
+
+
+def test_heads_without_labelled_training_or_validation_posts_are_refused(tmp_path):
+    full = synthetic_posts(40, seed=2)
+    no_intent = [{**post, "id": post["id"].replace("syn-", "part-"),
+                  "labels": {k: v for k, v in post["labels"].items() if k != "intent"}} for post in synthetic_posts(40, seed=4)]
+    # Every post of inputs lacks intent; fully labelled posts join training only: validation has none.
+    inputs = write_posts_file(tmp_path / "no-intent.jsonl", no_intent)
+    extra = write_posts_file(tmp_path / "full.jsonl", full)
+    recipe = tiny_recipe(tmp_path / "unused", tmp_path, f"sqlite:///{tmp_path}/mlflow.db",
+                         f"data.dataset_dir={tmp_path / 'ds'}", f"data.inputs=['{inputs}']",
+                         f"data.train_only_inputs=['{extra}']", "data.partial_labels=true")
+    with pytest.raises(TrainingDataError, match="no validation post is labelled for intent"):
+        train(recipe)
+    without_training = tiny_recipe(tmp_path / "unused", tmp_path, f"sqlite:///{tmp_path}/mlflow.db",
+                                   f"data.dataset_dir={tmp_path / 'ds2'}", f"data.inputs=['{inputs}']",
+                                   "data.partial_labels=true")
+    with pytest.raises(TrainingDataError, match="no training post is labelled for 'intent'"):
+        train(without_training)
 
 
 def test_a_transformer_trains_on_partial_labels_and_scores_the_held_out_set(sources, tmp_path):
     recipe = tiny_recipe(
-        sources["folder"] / "unused", tmp_path, f"sqlite:///{tmp_path}/mlflow.db", *data_overrides(sources, "ds-tiny")
+        sources["folder"] / "unused", tmp_path, f"sqlite:///{tmp_path}/mlflow.db", *data_overrides(sources, "ds-tiny"),
+        "tracking.register_model=false",
     )
     result = train(recipe)
     # validation holds the real posts' share (fully labelled); training holds the 48
@@ -105,6 +151,7 @@ def test_a_held_out_file_overlapping_the_data_set_is_refused_before_training(sou
         f"sqlite:///{tmp_path}/mlflow.db",
         *data_overrides(sources, "ds-overlap"),
         f"data.held_out={{real: '{overlapping}'}}",
+        "tracking.register_model=false",
     )
     with pytest.raises(TrainingDataError, match=r"3 post\(s\) are also in the data set.*syn-0000"):
         train(recipe)

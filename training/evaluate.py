@@ -71,6 +71,7 @@ class EvaluationReport:
             flat[f"{prefix}_{name}_accuracy"] = head.accuracy
             flat[f"{prefix}_{name}_macro_f1"] = head.macro_f1
             flat[f"{prefix}_{name}_ece"] = head.ece
+            flat[f"{prefix}_{name}_posts"] = head.posts  # partial labels: fewer than the split's posts
             for target, value in head.coverage.items():
                 flat[f"{prefix}_{name}_coverage_at_{target}"] = value
         return flat

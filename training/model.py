@@ -202,18 +202,19 @@ class SmistaMultiHeadModel(PreTrainedModel):
             # position of a multi-label row); it adds nothing to this head's loss or its mean.
             # A batch with no labelled post still puts the head in the graph (times zero): DDP
             # requires every parameter to get a gradient in every step.
-            if spec["multi_label"]:
-                labelled = target[:, 0] != IGNORE_LABEL
-                if labelled.any():
-                    loss = F.binary_cross_entropy_with_logits(
-                        logits[name][labelled], target[labelled].float(), pos_weight=weight
-                    )
-                else:
-                    loss = logits[name].sum() * 0.0
-            elif (target != IGNORE_LABEL).any():
-                loss = F.cross_entropy(logits[name], target.long(), weight=weight, ignore_index=IGNORE_LABEL)
-            else:
+            # The head's mean over its labelled posts is scaled by their share of the batch: a fully
+            # labelled batch is unchanged, and one labelled post among 16 weighs 1/16 of the
+            # batch, not the whole of it (batches grouped by length may come from one source).
+            labelled = (target[:, 0] if spec["multi_label"] else target) != IGNORE_LABEL
+            share = labelled.float().mean()
+            if not labelled.any():
                 loss = logits[name].sum() * 0.0
+            elif spec["multi_label"]:
+                loss = share * F.binary_cross_entropy_with_logits(
+                    logits[name][labelled], target[labelled].float(), pos_weight=weight
+                )
+            else:
+                loss = share * F.cross_entropy(logits[name], target.long(), weight=weight, ignore_index=IGNORE_LABEL)
             total = total + self.config.head_loss_weights.get(name, 1.0) * loss
         return total
 

@@ -67,9 +67,10 @@ class DataSettings(_Strict):
 
     @model_validator(mode="after")
     def _added_inputs_need_inputs(self) -> DataSettings:
-        if (self.train_validation_inputs or self.train_only_inputs) and not self.inputs:
+        if (self.train_validation_inputs or self.train_only_inputs or self.partial_labels) and not self.inputs:
             raise ValueError(
-                "train_validation_inputs and train_only_inputs join a data set built from inputs: set inputs too"
+                "train_validation_inputs, train_only_inputs and partial_labels apply when the data set is built "
+                "from inputs: set inputs too (or build it with `smista data build --partial-labels ...`)"
             )
         bad = [name for name in self.held_out if not re.fullmatch(r"[a-z0-9_]+", name)]
         if bad:

@@ -136,7 +136,15 @@ def promote(
     challenger = Predictor.load(f"models:/{name}/{challenger_version}", tracking_uri=tracking_uri)
     check_taxonomy_matches(challenger, taxonomy)
     policy.check(challenger.field_names)
-    challenger_metrics = test_metrics(evaluate_posts(challenger, posts, f"test ({test_file})"))
+    challenger_report = evaluate_posts(challenger, posts, f"test ({test_file})")
+    unscored = [head for head in challenger.field_names if head not in challenger_report.heads]
+    if unscored:
+        # The gate compares every head (no head may drop): each needs labelled test posts.
+        raise RegistryError(
+            f"test file {test_file}: no post is labelled for {', '.join(unscored)}; the promotion gate "
+            "needs test posts labelled for every head"
+        )
+    challenger_metrics = test_metrics(challenger_report)
     champion_metrics = None
     if current is not None:
         champion = Predictor.load(f"models:/{name}/{current}", tracking_uri=tracking_uri)

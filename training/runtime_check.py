@@ -83,7 +83,7 @@ def compare_runtimes(model: str, posts: Sequence[Post], runtimes: Sequence[str] 
         probabilities = predictor.predict_probabilities([post.text for post in posts], batch_size=batch_size)
         labels = label_decisions(predictor, probabilities)
         if comparison is None:
-            comparison = RuntimeComparison(model_version=predictor.model_version, posts=len(posts), heads=list(predictor.heads))
+            comparison = RuntimeComparison(model_version=predictor.model_version, posts=len(posts), heads=list(report.heads))
             reference_probabilities, reference_labels = probabilities, labels
         comparison.runtimes[runtime] = RuntimeReport(
             runtime=predictor.runtime,

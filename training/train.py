@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.dataset import data_hash
 from data.taxonomy import Taxonomy, load_taxonomy
 from training.encoders import resolve_base_model
 from training.errors import RecipeTaxonomyError
@@ -30,7 +31,7 @@ from training.predict import Predictor
 from training.recipe import TrainRecipe, resolve_tracking_uri
 from training.thresholds import tune_thresholds
 from training.tracking import check_tracking_server, log_domain_adaptation, log_results, log_training_data, tracked_run
-from training.training_data import TrainingData, prepare_training_data
+from training.training_data import TrainingData, check_validation_labels, prepare_training_data
 
 EVALUATED_SPLITS = ("validation", "test")
 
@@ -103,6 +104,7 @@ def train_transformer(
     # The main process builds the data set and the scratch tokenizer first; the others load them.
     with args.main_process_first(desc="data set"):
         data = prepare_training_data(recipe.data, taxonomy, build=is_main)
+    check_validation_labels(data, recipe.primary_head)
     with tracked_run(recipe, run_name, tracking_uri) if is_main else contextlib.nullcontext() as run:
         if is_main:
             log_training_data(data)
@@ -217,7 +219,7 @@ def adapt_to_domain(
 
     settings = recipe.transformer
     adaptation = settings.domain_adaptation
-    held_out = data.texts("validation") + data.texts("test")
+    held_out = data.texts("validation") + data.texts("test") + [post.text for posts in data.held_out.values() for post in posts]
     texts, left_out = adaptation_texts(data.texts("train"), extra_texts, held_out)
     if left_out and is_main:
         print(f"Domain adaptation: left out {left_out} extra texts that are validation or test posts", flush=True)
@@ -236,6 +238,7 @@ def train_baseline(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -
     run_name = shared_run_name(recipe, world_size=1)
     run_dir = Path(recipe.output_dir) / run_name
     data = prepare_training_data(recipe.data, taxonomy)
+    check_validation_labels(data, recipe.primary_head)
     with tracked_run(recipe, run_name, tracking_uri) as run:
         log_training_data(data)
         started = time.perf_counter()
@@ -270,14 +273,20 @@ def evaluate_and_record(
         write_report(report, evaluation_dir / split, plots=split == "test")
         print(report.format_table(), flush=True)
         reports[split] = report
+    run_tags: dict[str, str] = {}
     for name in recipe.data.held_out:
         # Held-out sets (e.g. real annotated posts kept for measurement) are scored like test, as
         # heldout_<name>; prepare_training_data refused any that shares a post with the data set.
         split = f"heldout_{name}"
         report = evaluate_posts(predictor, data.held_out[name], split)
+        run_tags[f"{split}_data_hash"] = data_hash(data.held_out[name])  # which posts, not just which path
         write_report(report, evaluation_dir / split, plots=True)
         print(report.format_table(), flush=True)
         reports[split] = report
+    if run_tags:
+        import mlflow
+
+        mlflow.set_tags(run_tags)
     version = log_results(recipe, reports, model_dir, evaluation_dir, train_seconds)
     print(f"Model saved in {model_dir}", flush=True)
     return RunResult(run.info.run_id, run_dir, model_dir, version, reports, train_seconds)

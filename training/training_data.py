@@ -106,11 +106,25 @@ def prepare_training_data(settings: DataSettings, taxonomy: Taxonomy, build: boo
     data = TrainingData(dataset_dir=dataset_dir, dataset=dataset, manifest=manifest, taxonomy=taxonomy)
     check_fits_taxonomy(data)
     check_trainable(data)
-    data.held_out = {name: read_held_out(path, data) for name, path in settings.held_out.items()}
+    # Under DDP only the main process (the one that builds) says what it found.
+    data.held_out = {name: read_held_out(path, data, report=build) for name, path in settings.held_out.items()}
     return data
 
 
-def read_held_out(path: str, data: TrainingData) -> list[Post]:
+def check_validation_labels(data: TrainingData, primary_head: str) -> None:
+    """The epoch is picked by the primary head's validation score (partial labels: it needs
+    labelled validation posts); multi-label thresholds are tuned there too."""
+    labelled = data.labelled_sizes("validation")
+    missing = [name for name, spec in data.taxonomy.fields.items()
+               if labelled[name] == 0 and (name == primary_head or spec.is_multi_label)]
+    if missing:
+        raise TrainingDataError(
+            f"no validation post is labelled for {', '.join(missing)}: the best epoch and the multi-label "
+            "thresholds are chosen on validation; add labelled posts to the inputs and rebuild"
+        )
+
+
+def read_held_out(path: str, data: TrainingData, report: bool = True) -> list[Post]:
     """The labelled posts of a held-out file, refused (naming them) if any is also in the data set:
     trained or tuned on, it would no longer measure anything. Read before training, so a wrong file
     fails in seconds, not after an hour."""
@@ -122,11 +136,14 @@ def read_held_out(path: str, data: TrainingData) -> list[Post]:
             f"held-out file {path}: {len(shared)} post(s) are also in the data set {data.dataset_dir}, e.g. "
             f"{shared[:5]}; a held-out set must never be trained or tuned on: rebuild the data set without them"
         )
-    training_texts = set(data.dataset["train"]["text"])
-    repeated = sum(post.text in training_texts for post in posts)
-    if repeated:
+    seen_texts = set(data.dataset["train"]["text"]) | set(data.dataset["validation"]["text"])
+    repeated = sum(post.text in seen_texts for post in posts)
+    if repeated and report:
         # Real comments repeat ("bellissimo", an emoji): not an error, but it is said.
-        print(f"Held-out {path}: {repeated} of {len(posts)} texts also occur (as other posts) in training", flush=True)
+        print(
+            f"Held-out {path}: {repeated} of {len(posts)} texts also occur (as other posts) in train or validation",
+            flush=True,
+        )
     return posts
 
 
@@ -164,7 +181,12 @@ def check_trainable(data: TrainingData) -> None:
         if len(data.dataset[split]) == 0:
             raise TrainingDataError(f"the {split} split of {data.dataset_dir} is empty: add labelled posts and rebuild")
     counts = data.label_counts("train")
+    labelled = data.labelled_sizes("train")
     for name, spec in data.taxonomy.fields.items():
+        if labelled[name] == 0:
+            raise TrainingDataError(
+                f"no training post is labelled for {name!r} (partial labels): add posts labelled for it and rebuild"
+            )
         present = [label for label, count in zip(spec.label_ids, counts[name]) if count > 0]
         if spec.is_multi_label:
             if not present:

@@ -64,10 +64,10 @@ class Post(BaseModel):
     created_at: datetime | None = Field(
         default=None, description="When it was written, ISO 8601 with a timezone offset."
     )
-    conversation_id: str | None = Field(default=None, description="Thread the post belongs to.")
-    customer_id: str | None = Field(default=None, description="CRM id when the author is known.")
+    conversation_id: str | None = Field(default=None, max_length=200, description="Thread the post belongs to.")
+    customer_id: str | None = Field(default=None, max_length=200, description="CRM id when the author is known.")
     language: str = Field(default="it", pattern=r"^[a-z]{2}$", description="ISO 639-1 code.")
-    sector: str | None = Field(default=None, description="Business sector of the addressed brand.")
+    sector: str | None = Field(default=None, max_length=100, description="Business sector of the addressed brand.")
     labels: dict[str, str | list[str]] | None = Field(
         default=None, description="Gold labels by taxonomy field; a subset of fields is allowed."
     )

@@ -29,7 +29,10 @@ class AuthorIn(_Request):
 class PostIn(_Request):
     """A post as a care platform sends it: only `text` is required (and `channel` to route it)."""
 
-    id: str | None = Field(default=None, description="Your id for the post; the service assigns one when missing.")
+    # Every string is bounded here, before any path (with or without a channel) stores or echoes it.
+    id: str | None = Field(
+        default=None, max_length=200, description="Your id for the post; the service assigns one when missing."
+    )
     text: str = Field(description="What the person wrote.")
     channel: str | None = Field(
         default=None, description="Channel id from the taxonomy (twitter, facebook, email, ...); required by /route."
@@ -37,10 +40,10 @@ class PostIn(_Request):
     author: AuthorIn | None = Field(default=None)
     public: bool | None = Field(default=None, description="Public post or private message; default: the channel's.")
     created_at: str | None = Field(default=None, description="ISO 8601 with offset, e.g. 2026-03-14T21:47:00+01:00.")
-    conversation_id: str | None = Field(default=None)
-    customer_id: str | None = Field(default=None, description="CRM id when the author is a known customer.")
-    language: str | None = Field(default=None, description="ISO 639-1 code; default it.")
-    sector: str | None = Field(default=None, description="Business sector of the addressed brand.")
+    conversation_id: str | None = Field(default=None, max_length=200)
+    customer_id: str | None = Field(default=None, max_length=200, description="CRM id when the author is a known customer.")
+    language: str | None = Field(default=None, max_length=2, description="ISO 639-1 code; default it.")
+    sector: str | None = Field(default=None, max_length=100, description="Business sector of the addressed brand.")
 
 
 class HeadOutput(BaseModel):

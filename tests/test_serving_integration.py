@@ -232,6 +232,8 @@ BAD_INPUTS = [
                                              "created_at": "0001-01-01T01:00:00+14:00"}}}, 400, "out of range"),
     ("followers beyond 64 bits", {"json": {"posts": {"text": "ciao", "channel": "twitter",
                                                      "author": {"followers": 2**64}}}}, 400, "less than or equal to"),
+    ("id over 200 characters, no channel", {"json": {"posts": {"id": "i" * 10_000, "text": "ciao"}}}, 400,
+     "at most 200 characters"),
     ("empty batch", {"json": {"posts": []}}, 400, "no posts"),
     ("batch over the limit", {"json": {"posts": many_posts(65)}}, 413, "batch of 65 posts is over the limit of 64"),
     ("body over the limit", {"content": b"x" * (3 * 1024 * 1024), "headers": {"content-type": "application/json"}}, 413,

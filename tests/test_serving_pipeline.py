@@ -211,3 +211,12 @@ def test_feedback_values_at_the_edge_are_refused_naming_the_field(change, messag
     with pytest.raises(ValidationError) as error:
         FeedbackIn.model_validate_json(json.dumps({"post_id": "p1", "resolved": True, **change}))
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("field", ["id", "conversation_id", "customer_id"])
+def test_post_strings_are_bounded_with_or_without_a_channel(field):
+    from pydantic import ValidationError
+
+    for body in ({"text": "ciao"}, {"text": "ciao", "channel": "twitter"}):
+        with pytest.raises(ValidationError, match=f"{field}\n  String should have at most 200 characters"):
+            PostIn.model_validate({**body, field: "x" * 201})

@@ -117,15 +117,7 @@ class Post(BaseModel):
             raise ValueError(
                 f"timestamp {value.isoformat()} has no timezone offset; add one, e.g. +01:00 or Z"
             )
-        if value is not None:
-            try:  # year 9999 at -05:00 or year 1 at +14:00 has no UTC time: refuse it here, not with a 500 later
-                value.astimezone(timezone.utc)
-            except OverflowError:
-                raise ValueError(
-                    f"timestamp {value.isoformat()} is out of range once converted to UTC; "
-                    "use a real date, e.g. 2026-03-14T21:47:00+01:00"
-                ) from None
-        return value
+        return value if value is None else check_utc_time(value)
 
     @model_validator(mode="after")
     def _labels_match_taxonomy(self, info: ValidationInfo) -> Post:
@@ -138,6 +130,19 @@ class Post(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def check_utc_time(value: datetime) -> datetime:
+    """Raise ValueError when an aware timestamp has no UTC time (year 9999 at -05:00, year 1 at
+    +14:00): refused at validation, not with a 500 when it is stored or compared later."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(
+            f"timestamp {value.isoformat()} is out of range once converted to UTC; "
+            "use a real date, e.g. 2026-03-14T21:47:00+01:00"
+        ) from None
+    return value
 
 
 def has_visible_character(text: str) -> bool:

@@ -7,10 +7,12 @@ only; what needs the taxonomy (channels, label ids, text length) is checked by
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from data.schema import check_utc_time
 
 ConfidenceTier = Literal["auto", "suggest", "human_triage"]
 
@@ -141,13 +143,7 @@ class FeedbackIn(_Request):
     @field_validator("first_response_at", "resolved_at")
     @classmethod
     def _has_a_utc_time(cls, value: datetime | None) -> datetime | None:
-        # Year 9999 at -05:00 or year 1 at +14:00 has no UTC time: a 4xx here, not a 500 when stored.
-        if value is not None:
-            try:
-                value.astimezone(timezone.utc)
-            except OverflowError:
-                raise ValueError(f"timestamp {value.isoformat()} is out of range once converted to UTC") from None
-        return value
+        return value if value is None else check_utc_time(value)
 
 
 class FeedbackReceipt(BaseModel):

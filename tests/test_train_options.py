@@ -90,11 +90,50 @@ def test_mean_macro_f1_is_the_mean_of_the_heads():
     assert metrics[MEAN_MACRO_F1] == pytest.approx((metrics["intent_macro_f1"] + 1.0) / 2)
 
 
-def test_best_epoch_metric_picks_the_trainers_selection_metric(dataset_dir, tmp_path):
-    from training.train import training_arguments
+def test_best_epoch_metric_names_a_key_of_the_validation_metrics(dataset_dir, tmp_path):
+    from training.train import best_epoch_metric
 
-    taxonomy = load_taxonomy()
     primary = tiny_recipe(dataset_dir, tmp_path, "sqlite://")
     mean = tiny_recipe(dataset_dir, tmp_path, "sqlite://", "transformer.best_epoch_metric=mean")
-    assert training_arguments(primary, taxonomy).metric_for_best_model == "intent_macro_f1"
-    assert training_arguments(mean, taxonomy).metric_for_best_model == "mean_macro_f1"
+    assert best_epoch_metric(primary) == "intent_macro_f1"
+    assert best_epoch_metric(mean) == "mean_macro_f1"
+
+
+def test_keep_best_epoch_puts_back_the_best_trainable_weights_only():
+    from types import SimpleNamespace
+
+    import torch
+
+    from training.best_epoch import KeepBestEpoch
+
+    model = torch.nn.Sequential(torch.nn.Embedding(4, 2), torch.nn.Linear(2, 2))
+    model[0].weight.requires_grad_(False)  # frozen, like the e5 word embeddings: never copied
+    keep = KeepBestEpoch("mean_macro_f1")
+    snapshots = {}
+    for epoch, score in enumerate([0.5, 0.7, 0.7, 0.6], start=1):
+        with torch.no_grad():
+            model[1].weight.add_(1.0)  # "training" moves the weights every epoch
+        snapshots[epoch] = model[1].weight.detach().clone()
+        keep.on_evaluate(None, SimpleNamespace(epoch=float(epoch)), None, model=model,
+                         metrics={"eval_mean_macro_f1": score, "eval_loss": 1.0})
+    assert keep.best_epoch == 2 and keep.best_score == 0.7  # a tie keeps the earlier epoch
+    assert "0.weight" not in keep._weights
+    keep.on_train_end(None, None, None, model=model)
+    assert torch.equal(model[1].weight, snapshots[2])
+    with pytest.raises(KeyError, match="intent_macro_f1"):
+        KeepBestEpoch("intent_macro_f1").on_evaluate(None, SimpleNamespace(epoch=1.0), None, model=model,
+                                                     metrics={"eval_loss": 1.0})
+
+
+def test_select_best_epoch_keeps_the_best_epoch_without_checkpoints(dataset_dir, tmp_path, capsys):
+    result = run(dataset_dir, tmp_path, "best", "transformer.select_best_epoch=true", "transformer.num_train_epochs=3",
+                 "transformer.learning_rate=5e-3")
+    printed = capsys.readouterr().out
+    epochs = [line for line in printed.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 3
+    kept = [line for line in printed.splitlines() if line.startswith("Kept epoch ")]
+    assert len(kept) == 1
+    scores = [float(line.split("validation macro-F1 intent ")[1].split()[0]) for line in epochs]
+    kept_epoch = int(kept[0].split()[2])
+    assert scores[kept_epoch - 1] == max(scores)
+    assert not list(result.model_dir.parent.rglob("checkpoint-*"))  # nothing written per epoch

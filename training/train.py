@@ -25,6 +25,7 @@ from data.dataset import data_hash
 from data.taxonomy import Taxonomy, load_taxonomy
 from training.encoders import resolve_base_model
 from training.errors import RecipeTaxonomyError
+from training.best_epoch import KeepBestEpoch
 from training.evaluate import EvaluationReport, evaluate_posts, write_report
 from training.partial_labels import labelled_rows
 from training.predict import Predictor
@@ -155,6 +156,7 @@ def train_transformer(
         )
         if settings.freeze_word_embeddings:  # on the built model: build_model copies the encoder's weights
             model.encoder.get_input_embeddings().weight.requires_grad_(False)
+        best_epoch = [KeepBestEpoch(best_epoch_metric(recipe))] if settings.select_best_epoch else []
         trainer = Trainer(
             model=model,
             args=args,
@@ -163,7 +165,7 @@ def train_transformer(
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=per_head_macro_f1(model.config),
-            callbacks=[EpochSummary(recipe.primary_head), MlflowLiveMetrics()],
+            callbacks=[EpochSummary(recipe.primary_head), MlflowLiveMetrics(), *best_epoch],
             # The Trainer builds the learning-rate schedule around this optimizer as usual.
             optimizers=(adamw_with_head_learning_rate(model, settings), None),
         )
@@ -179,9 +181,11 @@ def train_transformer(
         if not trainer.is_world_process_zero():
             return None
         print(f"Trained in {train_seconds:.0f} s", flush=True)
-        model = trainer.model  # with select_best_epoch: the best epoch's weights
+        model = trainer.model  # with select_best_epoch: the best epoch's weights (KeepBestEpoch)
         if (run_dir / "checkpoints").exists():
-            shutil.rmtree(run_dir / "checkpoints")  # intermediate; the model is saved below
+            shutil.rmtree(run_dir / "checkpoints")  # the Trainer's output_dir: left empty, nothing is saved there
+        if best_epoch:
+            print(f"Kept epoch {best_epoch[0].best_epoch:.0f} ({best_epoch[0].metric} {best_epoch[0].best_score:.3f})", flush=True)
 
         if settings.storage_dtype == "float16":
             round_to_float16(model)  # before the thresholds: they are tuned on what will be served
@@ -328,7 +332,6 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
     from transformers import TrainingArguments
 
     from training.model import label_column
-    from training.progress import MEAN_MACRO_F1
 
     settings = recipe.transformer
     return TrainingArguments(
@@ -345,13 +348,10 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
         warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the total steps
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         eval_strategy="epoch",
-        save_strategy="epoch" if settings.select_best_epoch else "no",
-        save_only_model=True,
+        # With select_best_epoch the best epoch is kept in memory (training/best_epoch.py), not in
+        # a checkpoint per epoch.
+        save_strategy="no",
         ddp_find_unused_parameters=False,  # every parameter gets a gradient (the pooler is removed)
-        save_total_limit=1,
-        load_best_model_at_end=settings.select_best_epoch,
-        metric_for_best_model=MEAN_MACRO_F1 if settings.best_epoch_metric == "mean" else f"{recipe.primary_head}_macro_f1",
-        greater_is_better=True,
         logging_strategy="steps",
         logging_steps=settings.logging_steps,
         label_names=[label_column(name) for name in taxonomy.fields],
@@ -359,6 +359,13 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
         disable_tqdm=False,
         seed=recipe.seed,
     )
+
+
+def best_epoch_metric(recipe: TrainRecipe) -> str:
+    """The validation macro-F1 (a key of compute_metrics) that picks the epoch with select_best_epoch."""
+    from training.progress import MEAN_MACRO_F1
+
+    return MEAN_MACRO_F1 if recipe.transformer.best_epoch_metric == "mean" else f"{recipe.primary_head}_macro_f1"
 
 
 def adamw_with_head_learning_rate(model, settings):

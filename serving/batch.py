@@ -27,7 +27,7 @@ from data.jsonl import LineError, iter_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
 from serving.model_source import PREDICT_CHUNK, load_checked_predictor
-from serving.pipeline import ModelIdentity, RoutingPipeline
+from serving.pipeline import ModelIdentity, RequestRejected, RoutingPipeline
 from serving.routing_config import DEFAULT_ROUTING_PATH
 from serving.rules import load_routing_rules
 from serving.store import PredictionStore
@@ -91,10 +91,14 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
             posts = iter_posts(config.input_path, validator, on_error="skip" if config.keep_going else "raise",
                                errors=report.errors)
             for chunk in _chunks(posts, config.chunk_size):
-                predictions = predictor.predict([post.text for post in chunk], batch_size=PREDICT_CHUNK)
-                for post, prediction in zip(chunk, predictions, strict=True):
+                # Posts already in the store (a rerun into the same database, or an id seen earlier in
+                # the file) get their stored result, as over HTTP: only the others are predicted.
+                new = _conflicts_named(config.input_path, pipeline.posts_to_predict, chunk)
+                predicted = predictor.predict([post.text for post in new], batch_size=PREDICT_CHUNK) if new else []
+                by_id = {post.id: prediction for post, prediction in zip(new, predicted, strict=True)}
+                for post in chunk:
                     now = _as_of(post, config.as_of)
-                    routed = pipeline.route([post], [prediction], identity, now).results[0]
+                    routed = _conflicts_named(config.input_path, pipeline.route, [post], by_id, identity, now).results[0]
                     output.write(json.dumps({
                         "id": routed.id,
                         "predictions": {head: value.model_dump() for head, value in routed.predictions.items()},
@@ -114,6 +118,19 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
         store.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+class BatchConflict(ValueError):
+    """A post reuses the id of a post routed before (in the store or earlier in the file) with
+    different content."""
+
+
+def _conflicts_named(path: Path, call, *args):
+    try:
+        return call(*args)
+    except RequestRejected as exc:
+        details = "; ".join(item["msg"] for item in exc.detail)
+        raise BatchConflict(f"{path}: {exc.message}: {details}") from None
 
 
 def _as_of(post: Post, as_of: AsOf) -> datetime:

@@ -6,6 +6,11 @@ posts on it reach `start_rate_per_hour` and `baseline_multiple` times their base
 when the window rate falls below `end_rate_per_hour` (lower than the start rate, so it does not
 flap). Evaluation happens when a negative post arrives on the intent and whenever the crisis view
 is read, so a crisis also ends when its posts simply stop coming.
+
+Rates count distinct authors, not posts: one author weighs one however many posts they send, so a
+client that floods the endpoint with invented post ids under one author (or with no author at
+all: anonymous posts count as one author per channel) cannot declare a crisis. The author is the
+customer id, else the channel and handle (serving.pipeline.author_key).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from serving.routing_config import CrisisConfig
 from serving.schemas import CrisisReport, CrisisView
-from serving.store import CrisisEpisode, PredictionStore, RoutedPost, Signal
+from serving.store import CrisisEpisode, PredictionStore, RoutedPost, Signal, WindowCount
 
 RECENTLY_ENDED = timedelta(hours=24)
 
@@ -54,7 +59,7 @@ class CrisisMonitor:
                 .where((CrisisEpisode.ended_at.is_(None)) | (CrisisEpisode.ended_at > now - RECENTLY_ENDED))
                 .order_by(CrisisEpisode.started_at)
             ))
-            views = [self._view(session, episode, episode.last_window_count) for episode in episodes]
+            views = [self._view(session, episode, self._window(session, episode.intent, now)) for episode in episodes]
         return CrisisReport(
             evaluated_at=now,
             window_minutes=self._config.window_minutes,
@@ -66,8 +71,9 @@ class CrisisMonitor:
         """Start, update or end the crisis on `intent`; return its view (None: no crisis, none started)."""
         config = self._config
         window_start = now - config.window
-        window_count = self._store.count_signals(session, intent, window_start, now)
-        baseline_count = self._store.count_signals(session, intent, window_start - config.baseline, window_start)
+        counts = self._window(session, intent, now)
+        window_count = counts.authors
+        baseline_count = self._store.count_signals(session, intent, window_start - config.baseline, window_start).authors
         baseline_rate = max(baseline_count / config.baseline_hours, config.baseline_floor_per_hour)
         window_rate = window_count / self._window_hours
 
@@ -89,14 +95,14 @@ class CrisisMonitor:
                 if episode is None:
                     raise
             else:
-                return self._view(session, episode, window_count)
+                return self._view(session, episode, counts)
         episode.last_window_count = window_count
         episode.peak_window_count = max(episode.peak_window_count, window_count)
         episode.last_evaluated_at = now
         if window_rate < config.end_rate_per_hour:
             episode.ended_at = now
         session.flush()
-        return self._view(session, episode, window_count)
+        return self._view(session, episode, counts)
 
     @staticmethod
     def _active_episode(session: Session, intent: str) -> CrisisEpisode | None:
@@ -104,7 +110,10 @@ class CrisisMonitor:
             select(CrisisEpisode).where(CrisisEpisode.intent == intent, CrisisEpisode.ended_at.is_(None))
         )
 
-    def _view(self, session: Session, episode: CrisisEpisode, window_count: int) -> CrisisView:
+    def _window(self, session: Session, intent: str, now: datetime) -> WindowCount:
+        return self._store.count_signals(session, intent, now - self._config.window, now)
+
+    def _view(self, session: Session, episode: CrisisEpisode, counts: WindowCount) -> CrisisView:
         flagged = session.scalar(
             select(func.count()).select_from(RoutedPost).where(RoutedPost.crisis_id == episode.id)
         ) or 0
@@ -114,8 +123,10 @@ class CrisisMonitor:
             status="active" if episode.ended_at is None else "ended",
             started_at=episode.started_at,
             ended_at=episode.ended_at,
-            window_count=window_count,
-            window_rate_per_hour=round(window_count / self._window_hours, 2),
+            window_count=counts.authors,
+            window_posts=counts.posts,
+            window_conversations=counts.conversations,
+            window_rate_per_hour=round(counts.authors / self._window_hours, 2),
             baseline_per_hour=round(episode.baseline_per_hour, 3),
             peak_window_count=episode.peak_window_count,
             flagged_posts=flagged,

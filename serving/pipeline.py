@@ -4,10 +4,16 @@ validate -> (the model predicts) -> crisis signals -> rules engine -> store -> o
 The prediction step is the caller's: the Router asks the batching Classifier service, the batch
 command calls the Predictor directly. Everything before and after it is here, so a post routed
 over HTTP and the same post scored from an archive get the same route.
+
+Routing is idempotent by post id (docs/SECURITY.md, "Idempotency"): `posts_to_predict` leaves out
+the posts already stored, `route` returns their stored result (`replayed`) and stores and counts
+only the new ones. A used id with different content is refused with 409, and two posts with the
+same id and different content in one request with 400.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -15,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
 
 from data.schema import Post, PostValidationError, PostValidator, check_labels, check_text
 from data.taxonomy import Taxonomy
@@ -27,6 +35,7 @@ from serving.schemas import (
     HeadOutput,
     PostClassification,
     PostIn,
+    Reason,
     RoutedPost,
     RouteDecision,
     RouteResponse,
@@ -79,7 +88,32 @@ def enable_info_logs() -> None:
 
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """A structured log line: one JSON object. Callers pass ids, labels and counts, never post text."""
-    logger.log(level, json.dumps({"event": event, **fields}, ensure_ascii=False, default=str))
+    # ensure_ascii: newlines, U+2028 and every other non-ASCII character of a client-given id are
+    # escaped, so no value can break or forge a line.
+    logger.log(level, json.dumps({"event": event, **fields}, ensure_ascii=True, default=str))
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=True, default=str).encode()).hexdigest()
+
+
+def content_hash(post: Post) -> str:
+    """What makes a retry the same post: every validated field, id included."""
+    return _sha256(post.model_dump(mode="json"))
+
+
+def author_key(post: Post) -> str:
+    """Who wrote the post, as a hash (no handle is stored): the customer id, else the channel and
+    handle; posts that name neither count as one anonymous author per channel."""
+    if post.customer_id:
+        return _sha256(["customer", post.customer_id])
+    if post.author is not None and post.author.handle:
+        return _sha256(["handle", post.channel, post.author.handle.casefold()])
+    return _sha256(["anonymous", post.channel])
+
+
+def conversation_key(post: Post) -> str | None:
+    return _sha256(["conversation", post.channel, post.conversation_id]) if post.conversation_id else None
 
 
 def head_output(prediction: HeadPredictionLike) -> HeadOutput:
@@ -117,8 +151,48 @@ class RoutingPipeline:
         self._new_post_id = new_post_id
 
     def validate_for_routing(self, posts: PostIn | list[PostIn]) -> list[Post]:
-        """One post or a list -> validated posts; RequestRejected names every bad post and field."""
-        return self._validate_all(posts, self._post_for_routing)
+        """One post or a list -> validated posts; RequestRejected names every bad post and field, and
+        every post that reuses an earlier post's id in the request with different content."""
+        validated = self._validate_all(posts, self._post_for_routing)
+        first: dict[str, tuple[int, str]] = {}
+        problems = []
+        for index, post in enumerate(validated):
+            digest = content_hash(post)
+            earlier = first.setdefault(post.id, (index, digest))
+            if earlier[1] != digest:
+                problems.append({"loc": ["posts", index], "msg": (
+                    f"id: {post.id!r} is also the id of posts[{earlier[0]}], with different content; "
+                    "one id is one post: give each post its own id")})
+        if problems:
+            raise RequestRejected(400, "posts with the same id and different content", problems)
+        return validated
+
+    def posts_to_predict(self, posts: Sequence[Post]) -> list[Post]:
+        """The posts `route` will need predictions for: the first of each id not stored yet.
+        RequestRejected (409) when an id was routed before with different content."""
+        with self.store.session() as session:
+            stored = self.store.stored_routings(session, [post.id for post in posts])
+        self._check_conflicts(posts, stored)
+        seen: set[str] = set()
+        new = []
+        for post in posts:
+            if post.id not in stored and post.id not in seen:
+                seen.add(post.id)
+                new.append(post)
+        return new
+
+    @staticmethod
+    def _check_conflicts(posts: Sequence[Post], stored: Mapping[str, RoutedPostRow]) -> None:
+        problems = [
+            {"loc": ["posts", index], "msg": (
+                f"id: {post.id!r} was routed at {stored[post.id].received_at.isoformat()} with different content; "
+                "a retry must send the same post, a new post needs a new id")}
+            for index, post in enumerate(posts)
+            # Rows stored before migration 0002 have no hash: their id is taken, their content unknown.
+            if post.id in stored and stored[post.id].content_hash not in (None, content_hash(post))
+        ]
+        if problems:
+            raise RequestRejected(409, "post id already routed with different content", problems)
 
     def validate_for_classify(self, posts: PostIn | list[PostIn]) -> list[TextItem]:
         """Like validate_for_routing, but the channel is optional: the model reads only the text."""
@@ -182,27 +256,24 @@ class RoutingPipeline:
             ],
         )
 
-    def route(self, posts: Sequence[Post], predictions: Sequence[Predictions], identity: ModelIdentity,
+    def route(self, posts: Sequence[Post], predictions: Mapping[str, Predictions], identity: ModelIdentity | None,
               now: datetime) -> RouteResponse:
-        """Route posts predicted together at `now`: crisis signals first (a post counts towards the
-        crisis it may trigger), then the rules, then one store write for the batch."""
-        self._check_identity(identity)
-        signals = []
-        for post, prediction in zip(posts, predictions, strict=True):
-            intent = negative_intent(prediction, self.rules)
-            if intent is not None:
-                signals.append(Signal(post_id=post.id, intent=intent, observed_at=now))
-        results: list[RoutedPost] = []
-        # One transaction: the crisis state and the posts it escalates are stored together.
-        with self.store.session() as session:
-            active_crises = self.crisis.observe(session, signals, now) if signals else {}
-            for post, prediction in zip(posts, predictions, strict=True):
-                decision = route_post(post, prediction, self.rules, now, active_crises)
-                outputs = {head: head_output(p) for head, p in prediction.items()}
-                results.append(RoutedPost(id=post.id, predictions=outputs, route=decision))
-                session.add(self._row(post, outputs, decision, identity, now))
+        """Route posts at `now`. `predictions` holds, by post id, those of `posts_to_predict(posts)`;
+        the other posts get their stored result. New posts are routed together: crisis signals first
+        (a post counts towards the crisis it may trigger), then the rules, then one store write."""
+        if identity is not None:
+            self._check_identity(identity)
+        try:
+            results, versions = self._route_once(posts, predictions, identity, now)
+        except IntegrityError:
+            # Another request stored one of these ids between our read and our write (PostgreSQL;
+            # SQLite writers take turns): route again, now with its result stored.
+            results, versions = self._route_once(posts, predictions, identity, now)
 
         for post, result in zip(posts, results):
+            if result.replayed:
+                log_event("post_replayed", post_id=post.id, queue=result.route.queue)
+                continue
             decision = result.route
             log_event(
                 "post_routed", post_id=post.id, channel=post.channel, intent=result.predictions["intent"].labels[0],
@@ -212,11 +283,65 @@ class RoutingPipeline:
             )
             if self.observer is not None:
                 self.observer.routed(decision)
-        return RouteResponse(
-            model_version=identity.model_version,
-            taxonomy_version=identity.taxonomy_version,
-            routing_version=self.rules.version,
-            results=results,
+        model_version, taxonomy_version, routing_version = versions
+        return RouteResponse(model_version=model_version, taxonomy_version=taxonomy_version,
+                             routing_version=routing_version, results=results)
+
+    def _route_once(self, posts: Sequence[Post], predictions: Mapping[str, Predictions],
+                    identity: ModelIdentity | None, now: datetime) -> tuple[list[RoutedPost], tuple[str, str, str]]:
+        # One transaction: the crisis state and the posts it escalates are stored together, and (on
+        # SQLite, where it begins with the write lock) no other request stores these ids meanwhile.
+        with self.store.session() as session:
+            stored = self.store.stored_routings(session, [post.id for post in posts])
+            self._check_conflicts(posts, stored)
+            new: dict[str, Post] = {}
+            for post in posts:
+                if post.id not in stored and post.id not in new:
+                    new[post.id] = post
+            missing = [post_id for post_id in new if post_id not in predictions]
+            if missing or (new and identity is None):
+                raise RuntimeError(f"no prediction for posts {missing[:5]} (call posts_to_predict first)")
+            signals = []
+            for post in new.values():
+                intent = negative_intent(predictions[post.id], self.rules)
+                if intent is not None:
+                    signals.append(Signal(post_id=post.id, intent=intent, observed_at=now,
+                                          author_key=author_key(post), conversation_key=conversation_key(post)))
+            active_crises = self.crisis.observe(session, signals, now) if signals else {}
+            by_id: dict[str, RoutedPost] = {post_id: self._replayed(row) for post_id, row in stored.items()}
+            for post in new.values():
+                decision = route_post(post, predictions[post.id], self.rules, now, active_crises)
+                outputs = {head: head_output(p) for head, p in predictions[post.id].items()}
+                by_id[post.id] = RoutedPost(id=post.id, predictions=outputs, route=decision)
+                session.add(self._row(post, outputs, decision, identity, now))
+        results, seen = [], set()
+        for post in posts:
+            result = by_id[post.id]
+            # A second copy of a post in the same request is a replay of the first.
+            results.append(result.model_copy(update={"replayed": True}) if post.id in seen else result)
+            seen.add(post.id)
+        if identity is not None:
+            versions = (identity.model_version, identity.taxonomy_version, self.rules.version)
+        else:  # every post was a replay: the versions that routed the first one
+            row = stored[posts[0].id]
+            versions = (row.model_version, row.taxonomy_version, row.routing_version)
+        return results, versions
+
+    def _replayed(self, row: RoutedPostRow) -> RoutedPost:
+        """The stored result of a routed post, as /route first returned it (the deadline in the
+        service hours' zone, as the rules gave it; the store keeps UTC)."""
+        deadline = row.sla_deadline.astimezone(self.rules.config.zone) if row.sla_deadline is not None else None
+        return RoutedPost(
+            id=row.post_id,
+            predictions={head: HeadOutput.model_validate(output) for head, output in row.predictions.items()},
+            route=RouteDecision(
+                action=row.action, queue=row.queue, team=row.team, priority=row.priority,
+                sla_deadline=deadline, needs_human=row.needs_human, confidence_tier=row.confidence_tier,
+                reply_channel=row.reply_channel, out_of_hours=row.out_of_hours, auto_reply=row.auto_reply,
+                crisis=row.crisis_id is not None, crisis_id=row.crisis_id, pii=list(row.pii_kinds),
+                reasons=[Reason.model_validate(reason) for reason in row.reasons],
+            ),
+            replayed=True,
         )
 
     def record_feedback(self, feedback: FeedbackIn, now: datetime) -> FeedbackReceipt:
@@ -225,7 +350,8 @@ class RoutingPipeline:
             raise RequestRejected(400, "invalid feedback", [{"loc": [loc], "msg": msg} for loc, msg in problems])
         if not self.store.has_post(feedback.post_id):
             raise RequestRejected(404, f"unknown post_id {feedback.post_id!r}: only routed posts take feedback")
-        row = self.store.add_feedback(Feedback(
+        digest = _sha256(feedback.model_dump(mode="json", exclude={"idempotency_key"}))
+        row, replayed = self.store.add_feedback(Feedback(
             post_id=feedback.post_id,
             recorded_at=now,
             corrected_labels=feedback.corrected_labels,
@@ -234,10 +360,17 @@ class RoutingPipeline:
             first_response_at=feedback.first_response_at,
             resolved_at=feedback.resolved_at,
             agent_id=feedback.agent_id,
+            idempotency_key=feedback.idempotency_key,
+            content_hash=digest,
         ))
-        log_event("feedback_recorded", post_id=feedback.post_id, feedback_id=row.id, resolved=feedback.resolved,
+        if replayed and row.content_hash != digest:
+            raise RequestRejected(409, (
+                f"idempotency_key was used at {row.recorded_at.isoformat()} for different feedback (feedback "
+                f"{row.id} on post {row.post_id!r}); use a new key for new feedback"))
+        log_event("feedback_replayed" if replayed else "feedback_recorded", post_id=feedback.post_id,
+                  feedback_id=row.id, resolved=feedback.resolved,
                   corrected_fields=sorted(feedback.corrected_labels or {}), team=feedback.handled_by_team)
-        return FeedbackReceipt(feedback_id=row.id, post_id=row.post_id, recorded_at=row.recorded_at)
+        return FeedbackReceipt(feedback_id=row.id, post_id=row.post_id, recorded_at=row.recorded_at, replayed=replayed)
 
     def _feedback_problems(self, feedback: FeedbackIn) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -293,4 +426,6 @@ class RoutingPipeline:
             out_of_hours=decision.out_of_hours,
             pii_kinds=decision.pii,
             reasons=[reason.model_dump() for reason in decision.reasons],
+            auto_reply=decision.auto_reply,
+            content_hash=content_hash(post),
         )

@@ -148,7 +148,7 @@ def route_post(
             rule="crisis",
             effect=(
                 f"intent {intent} is in social crisis #{crisis_view.id} since {crisis_view.started_at.isoformat()} "
-                f"({crisis_view.window_count} negative posts in the window, baseline "
+                f"({crisis_view.window_count} authors of negative posts in the window, baseline "
                 f"{crisis_view.baseline_per_hour:.1f}/h): team {team}, priority {priority}"
             ),
             labels={"intent": intent, "sentiment": labels["sentiment"]},

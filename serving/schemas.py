@@ -117,6 +117,11 @@ class RoutedPost(BaseModel):
     id: str
     predictions: dict[str, HeadOutput]
     route: RouteDecision
+    replayed: bool = Field(
+        default=False,
+        description="This post id was routed before (an earlier request, or earlier in this one) with the same "
+                    "content: this is the stored result, and nothing was stored or counted again.",
+    )
 
 
 class RouteResponse(BaseModel):
@@ -139,6 +144,12 @@ class FeedbackIn(_Request):
     first_response_at: AwareDatetime | None = Field(default=None, strict=False, description="First reply to the customer.")
     resolved_at: AwareDatetime | None = Field(default=None, strict=False, description="When the case was closed as solved.")
     agent_id: str | None = Field(default=None, max_length=200, description="Pseudonymous id of the agent.")
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="Any unique string per piece of feedback: a retry with the same key gets the stored receipt; the "
+                    "same key with different content is refused (409). Without a key, feedback identical to the "
+                    "latest of the same agent on the same post is not stored again.",
+    )
 
     @field_validator("first_response_at", "resolved_at")
     @classmethod
@@ -150,6 +161,7 @@ class FeedbackReceipt(BaseModel):
     feedback_id: int
     post_id: str
     recorded_at: datetime
+    replayed: bool = Field(default=False, description="The same feedback was stored before: this is its receipt.")
 
 
 class CrisisView(BaseModel):
@@ -158,7 +170,10 @@ class CrisisView(BaseModel):
     status: Literal["active", "ended"]
     started_at: datetime
     ended_at: datetime | None
-    window_count: int = Field(description="Negative posts on the intent in the current window.")
+    window_count: int = Field(description="Distinct authors of negative posts on the intent in the current window: "
+                                          "what starts and ends a crisis (one author weighs one, however many posts).")
+    window_posts: int = Field(description="Negative posts on the intent in the current window.")
+    window_conversations: int = Field(description="Distinct conversations among them (posts that name one).")
     window_rate_per_hour: float
     baseline_per_hour: float = Field(description="Rate before the window (at least the configured floor).")
     peak_window_count: int

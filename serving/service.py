@@ -8,10 +8,14 @@ concurrent requests into one model call. A request that finds no other classific
 skips the batching queue (`ClassifierCalls`). Endpoints (all but health need the API key):
 
     POST /classify   one post or a list -> every head's labels and probabilities
-    POST /route      one post or a list -> predictions and the route, with reasons
-    POST /feedback   what the human agent finally decided for a routed post
+    POST /route      one post or a list -> predictions and the route, with reasons (idempotent by post id)
+    POST /feedback   what the human agent finally decided for a routed post (idempotent)
     GET  /crisis     active social crises and the ones that ended in the last day
     GET  /livez /healthz /readyz (no key)   GET /metrics   GET /docs.json (OpenAPI)
+
+/readyz answers within about READY_TIMEOUT_S: 503 when the database or the Classifier does not
+answer in time (a stalled Classifier used to hold the probe for BentoML's 5 s dependency check).
+Paths, logs and metric labels are bounded by serving/edge.py.
 
 Settings come from SMISTA_* environment variables (serving/settings.py); models load in
 `__init__`, once per worker, never at import.
@@ -31,7 +35,6 @@ import anyio.to_thread
 import bentoml
 from fastapi import FastAPI
 from pydantic import ConfigDict, Discriminator, Field, Tag
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 
 from data.taxonomy import load_taxonomy
@@ -55,6 +58,7 @@ from serving.schemas import (
     RouteResponse,
     TextPrediction,
 )
+from serving import edge
 from serving.security import RequestGuard
 from serving.settings import ServingSettings, classifier_workers_from_env
 from serving.store import PredictionStore
@@ -73,6 +77,10 @@ REQUEST_TIMEOUT_S = 60
 # the concurrent calls open one connection each and the workers' shared socket spreads them.
 CLASSIFIER_CONNECTION = {"max_requests": 1_000_000_000, "max_age": 86_400.0}
 CLASSIFIER_ATTEMPTS = 3
+# A readiness probe must answer before the orchestrator's own timeout (Kubernetes: 1 s by default).
+READY_TIMEOUT_S = 0.8
+
+edge.install()  # before BentoML builds either service's app from this module
 
 
 def _one_or_many(value: Any) -> str:
@@ -108,7 +116,7 @@ def _rejection(exc: RequestRejected) -> JSONResponse:
 
 
 @bentoml.service(name="smista_classifier", workers=classifier_workers_from_env(), traffic={"timeout": REQUEST_TIMEOUT_S},
-                 runner_connection=CLASSIFIER_CONNECTION)
+                 runner_connection=CLASSIFIER_CONNECTION, logging=edge.SERVICE_LOGGING)
 class Classifier:
     """Loads the Predictor once and classifies batches of texts (internal: the Router calls it)."""
 
@@ -183,7 +191,10 @@ class ClassifierCalls:
 operations = FastAPI(title="smista operations")
 
 
-@bentoml.service(name="smista_router", workers=1, traffic={"timeout": REQUEST_TIMEOUT_S})
+# runner_probe off: BentoML's own /readyz check of the Classifier waits up to 5 s; __is_ready__ below
+# does it with READY_TIMEOUT_S.
+@bentoml.service(name="smista_router", workers=1, traffic={"timeout": REQUEST_TIMEOUT_S},
+                 logging=edge.SERVICE_LOGGING, runner_probe={"enabled": False})
 @bentoml.asgi_app(operations, path="/")
 class Router:
     """Validates posts, asks the Classifier, applies the routing rules, stores everything."""
@@ -207,12 +218,28 @@ class Router:
         log_event("router_ready", settings=settings.describe(), routing_version=rules.version)
 
     async def __is_ready__(self) -> bool:
+        reason = await self._not_ready_reason()
+        if reason is not None:
+            log_event("not_ready", level=logging.WARNING, reason=reason)
+        return reason is None
+
+    async def _not_ready_reason(self) -> str | None:
         try:
-            await anyio.to_thread.run_sync(self.store.ping)
-        except SQLAlchemyError as exc:
-            log_event("not_ready", reason=f"database unreachable: {type(exc).__name__}")
-            return False
-        return True
+            with anyio.fail_after(READY_TIMEOUT_S):
+                # abandon_on_cancel: a database that hangs keeps its thread, not the probe.
+                await anyio.to_thread.run_sync(self.store.ping, abandon_on_cancel=True)
+        except TimeoutError:
+            return f"database did not answer within {READY_TIMEOUT_S} s"
+        except Exception as exc:  # any driver error means the same thing to a probe
+            return f"database unreachable: {type(exc).__name__}"
+        try:
+            with anyio.fail_after(READY_TIMEOUT_S):
+                classifier_ready = await self.classifier.is_ready(timeout=READY_TIMEOUT_S)
+        except TimeoutError:
+            classifier_ready = False
+        if not classifier_ready:
+            return f"the Classifier did not answer ready within {READY_TIMEOUT_S} s"
+        return None
 
     def __metrics__(self, content: str) -> str:
         return content + triage_rate_exposition(self.store)
@@ -232,12 +259,14 @@ class Router:
         """Queue, priority, SLA deadline, tier, reply channel and reasons for each post (stored)."""
         try:
             validated = self.pipeline.validate_for_routing(posts)
+            # The store is synchronous SQLAlchemy: keep it off the event loop.
+            new = await anyio.to_thread.run_sync(self.pipeline.posts_to_predict, validated)
+            predictions, identity = await self._predict([post.text for post in new]) if new else ([], None)
+            now = datetime.now(timezone.utc)
+            by_id = {post.id: prediction for post, prediction in zip(new, predictions, strict=True)}
+            return await anyio.to_thread.run_sync(self.pipeline.route, validated, by_id, identity, now)
         except RequestRejected as exc:
             return _rejection(exc)
-        predictions, identity = await self._predict([post.text for post in validated])
-        now = datetime.now(timezone.utc)
-        # The store is synchronous SQLAlchemy: keep it off the event loop.
-        return await anyio.to_thread.run_sync(self.pipeline.route, validated, predictions, identity, now)
 
     @bentoml.api(input_spec=FeedbackRequest)
     async def feedback(self, **fields: Any) -> FeedbackReceipt:

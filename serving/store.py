@@ -3,7 +3,13 @@ human agent finally decided, and the crisis state shared by all workers.
 
 SQLAlchemy with SQLite (the default, one file) or PostgreSQL: the two dialects with the
 "insert or ignore" that crisis signals rely on. Timestamps are stored in UTC and come back
-timezone-aware.
+timezone-aware. The schema is versioned with Alembic (serving/migrate.py): opening a store
+upgrades it.
+
+Idempotency (docs/SECURITY.md): a post id is routed once. `routed_posts` holds one row per post id
+(a unique index; rows that older releases stored twice are marked `duplicate_of`), with the hash
+of the post's content, so a retry gets the stored result and a different post under a used id is
+refused. Feedback is keyed by an idempotency key, the client's or one derived from its content.
 """
 
 from __future__ import annotations
@@ -28,13 +34,16 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    literal,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
+
+from serving.migrate import upgrade
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
@@ -115,6 +124,16 @@ class RoutedPost(Base):
     out_of_hours: Mapped[bool] = mapped_column(Boolean)
     pii_kinds: Mapped[list] = mapped_column(JSON)
     reasons: Mapped[list] = mapped_column(JSON)
+    auto_reply: Mapped[str | None] = mapped_column(Text)
+    # sha256 of the validated post (serving.pipeline.content_hash); null on rows from before 0002.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    # Set on the later rows of a post id that releases before 0002 stored more than once.
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("one_routing_per_post", "post_id", unique=True,
+              sqlite_where=duplicate_of.is_(None), postgresql_where=duplicate_of.is_(None)),
+    )
 
 
 class Feedback(Base):
@@ -129,6 +148,11 @@ class Feedback(Base):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     agent_id: Mapped[str | None] = mapped_column(String(200))
+    # The client's Idempotency key, or "content:" + the content hash; null on rows from before 0002.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("one_feedback_per_idempotency_key", "idempotency_key", unique=True),)
 
 
 class NegativeSignal(Base):
@@ -141,6 +165,10 @@ class NegativeSignal(Base):
     post_id: Mapped[str] = mapped_column(String(200))
     intent: Mapped[str] = mapped_column(String(100))
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Hashes of who wrote the post and in which thread (serving.pipeline.author_key); a crisis counts
+    # distinct authors. Null on rows from before 0002: each of those counts as its own author.
+    author_key: Mapped[str | None] = mapped_column(String(64))
+    conversation_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("post_id", "intent", name="one_signal_per_post_and_intent"),
@@ -153,6 +181,17 @@ class Signal:
     post_id: str
     intent: str
     observed_at: datetime
+    author_key: str | None = None
+    conversation_key: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """Negative signals on an intent in a time window."""
+
+    posts: int
+    authors: int        # what a crisis counts: one author weighs one, however many posts
+    conversations: int
 
 
 class PredictionStore:
@@ -162,7 +201,7 @@ class PredictionStore:
         self.url = url
         self.engine = _create_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        Base.metadata.create_all(self.engine)
+        self.schema_revisions = upgrade(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -171,8 +210,16 @@ class PredictionStore:
             yield session
 
     def ping(self) -> None:
-        with self.engine.connect() as connection:
-            connection.execute(select(1))
+        """Read one row, outside any transaction: on SQLite a session begins by taking the write
+        lock (see _create_engine), and a readiness probe must not queue for it."""
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(f"SELECT 1 FROM {RoutedPost.__tablename__} LIMIT 1")
+            cursor.fetchall()
+            cursor.close()
+        finally:
+            connection.close()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -185,11 +232,44 @@ class PredictionStore:
         with self.session() as session:
             return session.scalar(select(RoutedPost.id).where(RoutedPost.post_id == post_id).limit(1)) is not None
 
-    def add_feedback(self, row: Feedback) -> Feedback:
+    def add_feedback(self, row: Feedback) -> tuple[Feedback, bool]:
+        """Store `row` unless the same feedback is stored already: returns (the stored row, whether it
+        was there before). The same feedback is the row with the same idempotency key (whatever its
+        content: the caller compares content hashes) or, without a key, the latest feedback of the
+        same agent on the same post when its content is identical."""
         with self.session() as session:
-            session.add(row)
-            session.flush()
-            return row
+            stored = self._same_feedback(session, row)
+            if stored is not None:
+                return stored, True
+            try:
+                with session.begin_nested():
+                    session.add(row)
+            except IntegrityError:
+                # The same key, stored by a concurrent request a moment ago (PostgreSQL).
+                stored = self._same_feedback(session, row)
+                if stored is None:
+                    raise
+                return stored, True
+            return row, False
+
+    @staticmethod
+    def _same_feedback(session: Session, row: Feedback) -> Feedback | None:
+        if row.idempotency_key is not None:
+            return session.scalar(select(Feedback).where(Feedback.idempotency_key == row.idempotency_key))
+        same_agent = Feedback.agent_id.is_(None) if row.agent_id is None else Feedback.agent_id == row.agent_id
+        latest = session.scalar(
+            select(Feedback).where(Feedback.post_id == row.post_id, same_agent).order_by(Feedback.id.desc()).limit(1)
+        )
+        return latest if latest is not None and latest.content_hash == row.content_hash else None
+
+    @staticmethod
+    def stored_routings(session: Session, post_ids: Sequence[str]) -> dict[str, RoutedPost]:
+        """The stored routing of each of these post ids that has one (not counting duplicate rows)."""
+        if not post_ids:
+            return {}
+        rows = session.scalars(select(RoutedPost).where(
+            RoutedPost.post_id.in_(sorted(set(post_ids))), RoutedPost.duplicate_of.is_(None)))
+        return {row.post_id: row for row in rows}
 
     def feedback_for(self, post_id: str) -> list[Feedback]:
         with self.session() as session:
@@ -204,21 +284,28 @@ class PredictionStore:
         if not signals:
             return
         insert = _dialect_insert(self.engine)
-        statement = insert(NegativeSignal).values(
-            [{"post_id": s.post_id, "intent": s.intent, "observed_at": s.observed_at} for s in signals]
-        ).on_conflict_do_nothing(index_elements=["post_id", "intent"])
+        statement = insert(NegativeSignal).values([
+            {"post_id": s.post_id, "intent": s.intent, "observed_at": s.observed_at,
+             "author_key": s.author_key, "conversation_key": s.conversation_key}
+            for s in signals
+        ]).on_conflict_do_nothing(index_elements=["post_id", "intent"])
         session.execute(statement)
 
     @staticmethod
-    def count_signals(session: Session, intent: str, since: datetime, until: datetime) -> int:
-        """Signals on `intent` with since < observed_at <= until."""
-        return session.scalar(
-            select(func.count()).select_from(NegativeSignal).where(
+    def count_signals(session: Session, intent: str, since: datetime, until: datetime) -> WindowCount:
+        """Signals on `intent` with since < observed_at <= until: posts, distinct authors (a signal
+        without an author key, from before migration 0002, counts as its own author) and distinct
+        conversations."""
+        author = func.coalesce(NegativeSignal.author_key, literal("post:") + NegativeSignal.post_id)
+        posts, authors, conversations = session.execute(
+            select(func.count(), func.count(func.distinct(author)), func.count(func.distinct(NegativeSignal.conversation_key)))
+            .where(
                 NegativeSignal.intent == intent,
                 NegativeSignal.observed_at > since,
                 NegativeSignal.observed_at <= until,
             )
-        ) or 0
+        ).one()
+        return WindowCount(posts=posts or 0, authors=authors or 0, conversations=conversations or 0)
 
     def human_triage_rate(self, since: datetime) -> tuple[int, float | None]:
         """(posts routed since `since`, share of them sent to human triage; None when there were none)."""

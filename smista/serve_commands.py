@@ -29,6 +29,7 @@ def __getattr__(name: str) -> tuple[type[Exception], ...]:
     and the predictor numpy, which `smista --help` does not need."""
     if name != "USER_ERRORS":
         raise AttributeError(name)
+    from serving.batch import BatchConflict
     from serving.bench import BenchError
     from serving.local_server import ServerStartError
     from serving.model_source import ModelMismatchError
@@ -39,7 +40,7 @@ def __getattr__(name: str) -> tuple[type[Exception], ...]:
 
     # Printed as "smista: error: ..." without a traceback (see smista/cli.py).
     return (RoutingConfigError, SettingsError, StoreError, ModelLoadError, ModelMismatchError, BenchError,
-            ServerStartError)
+            ServerStartError, BatchConflict)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -92,6 +93,18 @@ def cmd_batch(args: argparse.Namespace) -> int:
     print(f"Scored {report.scored} posts in {report.seconds:.1f} s ({report.posts_per_second:.1f} posts/s) "
           f"-> {args.output}; {len(report.errors)} bad lines skipped")
     return 1 if report.errors else 0
+
+
+def cmd_upgrade_store(args: argparse.Namespace) -> int:
+    from serving.settings import DEFAULT_DATABASE_URL
+    from serving.store import PredictionStore
+
+    url = args.database_url or os.environ.get("SMISTA_DATABASE_URL") or DEFAULT_DATABASE_URL
+    store = PredictionStore(url)  # opening a store upgrades it (serving/migrate.py)
+    before, after = store.schema_revisions
+    store.close()
+    print(f"Store schema: {before or 'new'} -> {after}" if before != after else f"Store schema: {after}, up to date")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -165,6 +178,15 @@ def register(groups: argparse._SubParsersAction) -> None:
     batch.add_argument("--store-text", action="store_true", help="Store post texts in the database too.")
     batch.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
     batch.set_defaults(handler=cmd_batch)
+
+    upgrade = commands.add_parser(
+        "upgrade-store", help="Bring the prediction store's schema to this release (Alembic migrations).",
+        description="The server and `serve batch` upgrade a store when they open it; run this first on PostgreSQL, "
+                    "or to upgrade a store before deploying (docs/SECURITY.md, \"Schema migrations\").",
+    )
+    upgrade.add_argument("--database-url", default=None,
+                         help="SQLAlchemy URL of the store (default: $SMISTA_DATABASE_URL or build/serving/smista.db).")
+    upgrade.set_defaults(handler=cmd_upgrade_store)
 
     bench = commands.add_parser(
         "bench", help="Benchmark the endpoint per runtime (torch, onnx, onnx-int8) against a plain loop and the compute ceiling.",

@@ -116,6 +116,22 @@ def test_a_spike_starts_a_crisis_and_a_quiet_window_ends_it(store):
     assert monitor.report(T0 + timedelta(days=2)).recently_ended == []
 
 
+def test_one_author_weighs_one_however_many_posts(store):
+    """The crisis flood: one client sends 60 negative posts with invented ids under one author."""
+    monitor = CrisisMonitor(store, CRISIS)
+    for index in range(60):
+        at = T0 + timedelta(seconds=5 * index)
+        views = observe(monitor, store, [Signal(f"flood-{index}", "assistenza_tecnica", at, author_key="a-flooder")], at)
+        assert views == {}
+    # Four more authors make five in the window: 30/h, a crisis (the flooder counts once).
+    at = T0 + timedelta(minutes=5)
+    signals = [Signal(f"real-{n}", "assistenza_tecnica", at, author_key=f"a-{n}", conversation_key="thread-1")
+               for n in range(4)]
+    views = observe(monitor, store, signals, at)
+    crisis = views["assistenza_tecnica"]
+    assert (crisis.window_count, crisis.window_posts, crisis.window_conversations) == (5, 64, 1)
+
+
 def test_the_crisis_survives_a_restart(database_url):
     first = PredictionStore(database_url)
     spike(CrisisMonitor(first, CRISIS), first, "fatturazione", 6, T0, timedelta(seconds=30))
@@ -177,7 +193,8 @@ def test_workers_in_separate_processes_share_one_crisis(database_url):
     with store.session() as session:
         episodes = list(session.scalars(select(CrisisEpisode)))
         assert len(episodes) == 1
-        assert store.count_signals(session, "assistenza_tecnica", T0 - timedelta(hours=1), T0 + timedelta(hours=1)) == 30
+        counted = store.count_signals(session, "assistenza_tecnica", T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+        assert (counted.posts, counted.authors) == (30, 30)  # no author keys: each post its own author
     assert all(ids == [episodes[0].id] for ids in seen)
     store.close()
 

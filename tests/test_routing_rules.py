@@ -243,6 +243,7 @@ def test_out_of_hours_depends_on_the_queue_team(decide):
 def _crisis(intent: str) -> CrisisView:
     started = rome("2026-03-10 09:40")
     return CrisisView(id=7, intent=intent, status="active", started_at=started, ended_at=None, window_count=25,
+                      window_posts=30, window_conversations=4,
                       window_rate_per_hour=50.0, baseline_per_hour=1.0, peak_window_count=25, flagged_posts=3)
 
 
@@ -253,7 +254,7 @@ def test_a_negative_post_on_an_intent_in_crisis_goes_to_management(decide):
     assert (decision.queue, decision.team, decision.priority) == ("direzione", "direzione", "urgente")
     crisis_reason = reason(decision, "crisis")
     assert crisis_reason.labels == {"intent": "assistenza_tecnica", "sentiment": "negativo"}
-    assert "25 negative posts in the window" in crisis_reason.effect
+    assert "25 authors of negative posts in the window" in crisis_reason.effect
     assert not decision.out_of_hours  # management is on call
 
 

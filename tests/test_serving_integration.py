@@ -417,12 +417,24 @@ def test_bench_rounds_measure_side_by_side_servers_in_rotating_order(model_dir, 
     assert len(starts) == 2 and round_two.index(starts[-1]) < round_two.index("round 2 of 2: onnx-int8")
 
 
+def test_a_flood_from_one_author_declares_no_crisis(http, scenario):
+    """A key holder sends twice the crisis threshold of negative posts, invented ids, one author."""
+    routes = [route(http, {"id": f"flood-{n}", "text": SPIKE_TEXT, "channel": "twitter",
+                           "author": {"handle": "@flooder"}})[0]
+              for n in range(2 * CRISIS_POSTS)]
+    assert not any(r["crisis"] for r in routes)
+    report = http.get("/crisis").json()
+    assert all(crisis["intent"] != scenario["spike_intent"] for crisis in report["active"])
+
+
 def test_a_simulated_crisis_spike_escalates_to_management_and_shows_in_crisis(http, scenario):
     before = http.get("/crisis").json()
     assert all(crisis["intent"] != scenario["spike_intent"] for crisis in before["active"])
-    # One request per post, as they would arrive. Earlier tests may have routed a few posts on the
-    # same intent: the crisis starts by the 15th spike post at the latest.
-    routes = [route(http, {"id": f"spike-{n}", "text": SPIKE_TEXT, "channel": "twitter"})[0]
+    # One request per post and author, as they would arrive. Earlier tests routed posts on the same
+    # intent from a few authors (the flooder among them, who counts once): the crisis starts by the
+    # 15th spike post at the latest.
+    routes = [route(http, {"id": f"spike-{n}", "text": SPIKE_TEXT, "channel": "twitter",
+                           "author": {"handle": f"@cliente{n}"}})[0]
               for n in range(CRISIS_POSTS + 2)]
     assert not routes[0]["crisis"]
     assert routes[-1]["crisis"] and routes[-2]["crisis"]

@@ -35,6 +35,11 @@ def pipeline(tmp_path, taxonomy):
     store.close()
 
 
+def by_id(posts, predicted) -> dict:
+    """Predictions keyed by post id, as RoutingPipeline.route takes them."""
+    return {post.id: prediction for post, prediction in zip(posts, predicted, strict=True)}
+
+
 def post_in(**fields) -> PostIn:
     return PostIn.model_validate({"text": "La fibra non va da ieri", "channel": "twitter", **fields})
 
@@ -85,8 +90,9 @@ def test_timestamps_without_offset_are_refused(pipeline):
 
 def test_route_stores_every_post_with_its_prediction_and_reasons(pipeline, taxonomy):
     posts = pipeline.validate_for_routing([post_in(id="tw-1"), post_in(id="tw-2", text="Grazie, bravissimi!")])
-    response = pipeline.route(posts, [predictions(taxonomy, intent="assistenza_tecnica"),
-                                      predictions(taxonomy, intent="elogio", sentiment="positivo")], IDENTITY, NOW)
+    response = pipeline.route(posts, by_id(posts, [predictions(taxonomy, intent="assistenza_tecnica"),
+                                                   predictions(taxonomy, intent="elogio", sentiment="positivo")]),
+                              IDENTITY, NOW)
     assert (response.model_version, response.taxonomy_version, response.routing_version) == ("smista-classifier/3", "1", "1")
     assert [(r.id, r.route.queue) for r in response.results] == [("tw-1", "customer_care"), ("tw-2", "social_media")]
     assert response.results[0].predictions["intent"].labels == ["assistenza_tecnica"]
@@ -100,7 +106,7 @@ def test_route_stores_every_post_with_its_prediction_and_reasons(pipeline, taxon
 def test_post_text_is_not_stored_when_the_deployment_opts_out(pipeline, taxonomy):
     pipeline.store_post_text = False
     posts = pipeline.validate_for_routing(post_in(id="tw-1"))
-    pipeline.route(posts, [predictions(taxonomy)], IDENTITY, NOW)
+    pipeline.route(posts, by_id(posts, [predictions(taxonomy)]), IDENTITY, NOW)
     assert pipeline.store.routed_posts("tw-1")[0].text is None
 
 
@@ -108,7 +114,7 @@ def test_logs_carry_ids_and_labels_never_the_text(pipeline, taxonomy, caplog):
     secret = "Mi chiamo Mario Rossi, cell 333 1234567"
     posts = pipeline.validate_for_routing(post_in(id="tw-7", text=secret))
     with caplog.at_level(logging.DEBUG, logger="smista"):
-        pipeline.route(posts, [predictions(taxonomy)], IDENTITY, NOW)
+        pipeline.route(posts, by_id(posts, [predictions(taxonomy)]), IDENTITY, NOW)
     [record] = [r for r in caplog.records if r.name == "smista.serving"]
     event = json.loads(record.getMessage())
     assert event["event"] == "post_routed" and event["post_id"] == "tw-7" and event["pii_kinds"] == ["phone"]
@@ -120,8 +126,8 @@ def test_a_spike_of_negative_posts_escalates_the_next_ones_to_management(pipelin
     negative = predictions(taxonomy, intent="assistenza_tecnica", sentiment="negativo")
     routes = []
     for minute in range(6):
-        posts = pipeline.validate_for_routing(post_in(id=f"out-{minute}"))
-        routes.append(pipeline.route(posts, [negative], IDENTITY, NOW + timedelta(minutes=minute)).results[0].route)
+        posts = pipeline.validate_for_routing(post_in(id=f"out-{minute}", author={"handle": f"@cliente{minute}"}))
+        routes.append(pipeline.route(posts, by_id(posts, [negative]), IDENTITY, NOW + timedelta(minutes=minute)).results[0].route)
     assert [route.crisis for route in routes] == [False, False, False, False, True, True]
     assert routes[-1].queue == "direzione" and routes[-1].priority == "urgente"
     report = pipeline.crisis.report(NOW + timedelta(minutes=6))
@@ -129,7 +135,7 @@ def test_a_spike_of_negative_posts_escalates_the_next_ones_to_management(pipelin
     assert crisis.intent == "assistenza_tecnica" and crisis.flagged_posts == 2
     # Positive posts on the same intent are not part of it.
     posts = pipeline.validate_for_routing(post_in(id="happy"))
-    happy = pipeline.route(posts, [predictions(taxonomy, intent="assistenza_tecnica", sentiment="positivo")],
+    happy = pipeline.route(posts, by_id(posts, [predictions(taxonomy, intent="assistenza_tecnica", sentiment="positivo")]),
                            IDENTITY, NOW + timedelta(minutes=6))
     assert not happy.results[0].route.crisis
 
@@ -137,11 +143,12 @@ def test_a_spike_of_negative_posts_escalates_the_next_ones_to_management(pipelin
 def test_a_model_on_another_taxonomy_is_refused(pipeline, taxonomy):
     posts = pipeline.validate_for_routing(post_in())
     with pytest.raises(RuntimeError, match="taxonomy v2 but the service validates against v1"):
-        pipeline.route(posts, [predictions(taxonomy)], ModelIdentity("m", "2"), NOW)
+        pipeline.route(posts, by_id(posts, [predictions(taxonomy)]), ModelIdentity("m", "2"), NOW)
 
 
 def route_one(pipeline, taxonomy, post_id="tw-1"):
-    pipeline.route(pipeline.validate_for_routing(post_in(id=post_id)), [predictions(taxonomy)], IDENTITY, NOW)
+    posts = pipeline.validate_for_routing(post_in(id=post_id))
+    pipeline.route(posts, by_id(posts, [predictions(taxonomy)]), IDENTITY, NOW)
 
 
 def test_feedback_is_recorded_for_a_routed_post(pipeline, taxonomy):
@@ -220,3 +227,91 @@ def test_post_strings_are_bounded_with_or_without_a_channel(field):
     for body in ({"text": "ciao"}, {"text": "ciao", "channel": "twitter"}):
         with pytest.raises(ValidationError, match=f"{field}\n  String should have at most 200 characters"):
             PostIn.model_validate({**body, field: "x" * 201})
+
+
+# Idempotency (docs/SECURITY.md): one post id, one stored post; a retry gets the stored result.
+
+def route_all(pipeline, posts, predicted, now=NOW):
+    """What the Router does: predict only what posts_to_predict asks for, then route."""
+    new = pipeline.posts_to_predict(posts)
+    chosen = {post.id: prediction for post, prediction in zip(posts, predicted)}
+    return pipeline.route(posts, {post.id: chosen[post.id] for post in new}, IDENTITY if new else None, now)
+
+
+def test_a_retried_route_returns_the_stored_result_and_stores_nothing(pipeline, taxonomy):
+    posts = pipeline.validate_for_routing([post_in(id="tw-1", author={"handle": "@anna"})])
+    first = route_all(pipeline, posts, [predictions(taxonomy, intent="assistenza_tecnica", sentiment="negativo")])
+    assert not first.results[0].replayed
+    # The retry arrives later, and the model would now say something else: the stored result wins.
+    assert pipeline.posts_to_predict(posts) == []
+    again = route_all(pipeline, posts, [predictions(taxonomy, intent="elogio")], NOW + timedelta(minutes=5))
+    assert again.results[0].replayed
+    assert (again.results[0].model_dump(mode="json", exclude={"replayed"})
+            == first.results[0].model_dump(mode="json", exclude={"replayed"}))
+    assert (again.model_version, again.routing_version) == (first.model_version, first.routing_version)
+    assert len(pipeline.store.routed_posts("tw-1")) == 1
+    with pipeline.store.session() as session:
+        assert pipeline.store.count_signals(session, "assistenza_tecnica", NOW - timedelta(hours=1),
+                                            NOW + timedelta(hours=1)).posts == 1
+
+
+def test_an_out_of_hours_reply_is_part_of_the_stored_result(pipeline, taxonomy):
+    sunday_night = rome("2026-03-15 23:30")
+    posts = pipeline.validate_for_routing(post_in(id="late"))
+    first = route_all(pipeline, posts, [predictions(taxonomy, intent="assistenza_tecnica")], sunday_night)
+    assert first.results[0].route.auto_reply
+    again = route_all(pipeline, posts, [predictions(taxonomy)], sunday_night + timedelta(hours=12))
+    assert again.results[0].route.auto_reply == first.results[0].route.auto_reply
+
+
+def test_a_used_id_with_other_content_is_a_409_and_nothing_is_stored(pipeline, taxonomy):
+    route_one(pipeline, taxonomy, "tw-1")
+    posts = pipeline.validate_for_routing([post_in(id="tw-9"), post_in(id="tw-1", text="Tutt'altro testo")])
+    error = rejected(pipeline.posts_to_predict, posts)
+    assert error.status == 409 and error.detail[0]["loc"] == ["posts", 1]
+    assert "'tw-1' was routed at" in error.detail[0]["msg"] and "new id" in error.detail[0]["msg"]
+    # route re-checks inside its transaction (a conflict may appear after posts_to_predict)
+    error = rejected(pipeline.route, posts, {"tw-9": predictions(taxonomy)}, IDENTITY, NOW)
+    assert error.status == 409
+    assert pipeline.store.routed_posts("tw-9") == [] and len(pipeline.store.routed_posts("tw-1")) == 1
+
+
+def test_the_same_post_twice_in_a_request_is_routed_once(pipeline, taxonomy):
+    posts = pipeline.validate_for_routing([post_in(id="tw-1"), post_in(id="tw-2"), post_in(id="tw-1")])
+    assert [post.id for post in pipeline.posts_to_predict(posts)] == ["tw-1", "tw-2"]
+    response = route_all(pipeline, posts, [predictions(taxonomy)] * 3)
+    assert [(r.id, r.replayed) for r in response.results] == [("tw-1", False), ("tw-2", False), ("tw-1", True)]
+    assert response.results[2].route == response.results[0].route
+    assert len(pipeline.store.routed_posts("tw-1")) == 1
+
+
+def test_two_posts_with_one_id_and_different_content_are_a_400(pipeline):
+    error = rejected(pipeline.validate_for_routing, [post_in(id="tw-1"), post_in(id="tw-1", text="Altro")])
+    assert error.status == 400 and error.detail[0]["loc"] == ["posts", 1]
+    assert "also the id of posts[0]" in error.detail[0]["msg"]
+
+
+def feedback(**fields) -> FeedbackIn:
+    return FeedbackIn.model_validate({"post_id": "tw-1", "resolved": False, "agent_id": "agent-4", **fields})
+
+
+def test_identical_feedback_is_stored_once(pipeline, taxonomy):
+    route_one(pipeline, taxonomy)
+    first = pipeline.record_feedback(feedback(), NOW)
+    again = pipeline.record_feedback(feedback(), NOW + timedelta(minutes=1))
+    assert again.replayed and not first.replayed and again.feedback_id == first.feedback_id
+    # New content from the same agent is new feedback; going back to the first state is too.
+    solved = pipeline.record_feedback(feedback(resolved=True), NOW + timedelta(minutes=2))
+    reopened = pipeline.record_feedback(feedback(), NOW + timedelta(minutes=3))
+    assert len({first.feedback_id, solved.feedback_id, reopened.feedback_id}) == 3
+    assert len(pipeline.store.feedback_for("tw-1")) == 3
+
+
+def test_an_idempotency_key_makes_a_retry_safe_and_refuses_reuse(pipeline, taxonomy):
+    route_one(pipeline, taxonomy)
+    first = pipeline.record_feedback(feedback(idempotency_key="crm-ticket-1"), NOW)
+    again = pipeline.record_feedback(feedback(idempotency_key="crm-ticket-1"), NOW + timedelta(minutes=1))
+    assert again.replayed and again.feedback_id == first.feedback_id
+    error = rejected(pipeline.record_feedback, feedback(idempotency_key="crm-ticket-1", resolved=True), NOW)
+    assert error.status == 409 and "idempotency_key was used" in error.message
+    assert len(pipeline.store.feedback_for("tw-1")) == 1

@@ -55,7 +55,9 @@ def is_served(routes: Sequence[BaseRoute], scope: dict[str, Any]) -> bool:
             return True
         inner = {**scope, **child_scope}
         if isinstance(route.app, StaticFiles):
-            if _static_file_exists(route.app, child_scope.get("path_params", {}).get("path", "")):
+            # The mount moved its prefix into root_path: the file is the rest of the path.
+            rest = inner["path"][len(inner.get("root_path", "")):]
+            if _static_file_exists(route.app, rest):
                 return True
         elif is_served(getattr(route.app, "routes", ()), inner):
             return True

@@ -58,7 +58,7 @@ from serving.schemas import (
     RouteResponse,
     TextPrediction,
 )
-from serving import edge
+from serving import edge, openapi
 from serving.security import RequestGuard
 from serving.settings import ServingSettings, classifier_workers_from_env
 from serving.store import PredictionStore
@@ -81,6 +81,7 @@ CLASSIFIER_ATTEMPTS = 3
 READY_TIMEOUT_S = 0.8
 
 edge.install()  # before BentoML builds either service's app from this module
+openapi.install()
 
 
 def _one_or_many(value: Any) -> str:

@@ -35,6 +35,7 @@ EXTRA_RESPONSES = {
     "401": "Missing or wrong API key.",
     "413": "The body or the batch is over its limit.",
 }
+UNAVAILABLE = ("/route", "/feedback", "/crisis")
 CONFLICT = {"/route": "A post id already routed (or used earlier in the request) with different content.",
             "/feedback": "An idempotency_key already used for different feedback."}
 
@@ -69,6 +70,9 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault(status, _error(description))
             if method == "post" and path in CONFLICT:
                 responses["409"] = _error(CONFLICT[path])
+            if path in UNAVAILABLE:
+                responses["503"] = _error("The prediction store did not take the request (locked, full, unreachable); "
+                                          "nothing was stored: retry after Retry-After seconds.")
     return spec
 
 

@@ -40,7 +40,7 @@ from serving.schemas import (
     RouteDecision,
     RouteResponse,
 )
-from serving.store import Feedback, PredictionStore, RoutedPost as RoutedPostRow, Signal
+from serving.store import Feedback, PredictionStore, RoutedPost as RoutedPostRow, Signal, StoreUnavailable
 
 logger = logging.getLogger("smista.serving")
 
@@ -58,6 +58,17 @@ class RequestRejected(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": self.message, "detail": self.detail} if self.detail else {"error": self.message}
+
+
+STORE_RETRY_AFTER_S = 5
+
+
+def store_unavailable(exc: StoreUnavailable) -> RequestRejected:
+    """The answer to a request the store could not take: 503, the database's cause, and that a retry
+    is safe (routing and feedback are idempotent)."""
+    log_event("store_unavailable", level=logging.WARNING, cause=exc.cause)
+    return RequestRejected(503, f"the prediction store is unavailable ({exc.cause}); nothing was stored: "
+                                f"retry the same request in {STORE_RETRY_AFTER_S} s (it is idempotent)")
 
 
 class RouteObserver(Protocol):

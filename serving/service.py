@@ -42,11 +42,13 @@ from serving.metrics import ClassifierCallMetrics, PredictionMetrics, RouteMetri
 from serving.model_source import PREDICT_CHUNK, load_checked_predictor
 from serving.pipeline import (
     ModelIdentity,
+    STORE_RETRY_AFTER_S,
     RequestRejected,
     RoutingPipeline,
     enable_info_logs,
     head_output,
     log_event,
+    store_unavailable,
 )
 from serving.rules import load_routing_rules
 from serving.schemas import (
@@ -61,7 +63,7 @@ from serving.schemas import (
 from serving import edge, openapi
 from serving.security import RequestGuard
 from serving.settings import ServingSettings, classifier_workers_from_env
-from serving.store import PredictionStore
+from serving.store import PredictionStore, StoreUnavailable
 
 # Adaptive batching of the Classifier. A batch of 64 posts takes about 0.8 s on 2 CPU cores;
 # the latency budget must cover the queueing of several such batches, or BentoML sheds load with
@@ -113,7 +115,8 @@ class FeedbackRequest(FeedbackIn, bentoml.IODescriptor):
 
 
 def _rejection(exc: RequestRejected) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
+    headers = {"Retry-After": str(STORE_RETRY_AFTER_S)} if exc.status == 503 else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 @bentoml.service(name="smista_classifier", workers=classifier_workers_from_env(), traffic={"timeout": REQUEST_TIMEOUT_S},
@@ -207,7 +210,7 @@ class Router:
         settings = ServingSettings.from_env()
         taxonomy = load_taxonomy(settings.taxonomy_path)
         rules = load_routing_rules(settings.routing_config_path, taxonomy)
-        self.store = PredictionStore(settings.database_url)
+        self.store = PredictionStore(settings.database_url, lock_timeout_s=settings.database_lock_timeout_s)
         self.pipeline = RoutingPipeline(
             taxonomy, rules, self.store,
             max_posts_per_request=settings.max_posts_per_request,
@@ -268,6 +271,8 @@ class Router:
             return await anyio.to_thread.run_sync(self.pipeline.route, validated, by_id, identity, now)
         except RequestRejected as exc:
             return _rejection(exc)
+        except StoreUnavailable as exc:
+            return _rejection(store_unavailable(exc))
 
     @bentoml.api(input_spec=FeedbackRequest)
     async def feedback(self, **fields: Any) -> FeedbackReceipt:
@@ -277,11 +282,16 @@ class Router:
             return await anyio.to_thread.run_sync(self.pipeline.record_feedback, feedback, datetime.now(timezone.utc))
         except RequestRejected as exc:
             return _rejection(exc)
+        except StoreUnavailable as exc:
+            return _rejection(store_unavailable(exc))
 
     @operations.get("/crisis", response_model=CrisisReport)
     async def crisis(self) -> CrisisReport:
         """Active social crises (re-evaluated now) and the ones that ended in the last 24 hours."""
-        return await anyio.to_thread.run_sync(self.pipeline.crisis.report, datetime.now(timezone.utc))
+        try:
+            return await anyio.to_thread.run_sync(self.pipeline.crisis.report, datetime.now(timezone.utc))
+        except StoreUnavailable as exc:
+            return _rejection(store_unavailable(exc))
 
     async def _predict(self, texts: list[str]) -> tuple[list[dict[str, Any]], ModelIdentity]:
         # A connection to the Classifier can still be cut (its worker restarted, the daily pool

@@ -52,6 +52,7 @@ _FIELD_TO_VARIABLE = {
     "max_text_chars": "SMISTA_MAX_TEXT_CHARS",
     "store_post_text": "SMISTA_STORE_POST_TEXT",
     "classifier_workers": "SMISTA_CLASSIFIER_WORKERS",
+    "database_lock_timeout_s": "SMISTA_DATABASE_LOCK_TIMEOUT_S",
 }
 
 
@@ -82,6 +83,10 @@ class ServingSettings(BaseModel):
         default=DEFAULT_DATABASE_URL,
         repr=False,  # a PostgreSQL URL may carry a password
         description="SQLAlchemy URL of the prediction and feedback store.",
+    )
+    database_lock_timeout_s: float = Field(
+        default=30.0, gt=0, le=600,
+        description="How long a write waits for a locked SQLite database before the request is answered 503.",
     )
     api_keys: tuple[SecretStr, ...] = Field(
         default=(), description="Accepted API keys; SecretStr so that no repr or log shows them."
@@ -175,6 +180,7 @@ class ServingSettings(BaseModel):
             "SMISTA_MAX_TEXT_CHARS": str(self.max_text_chars),
             "SMISTA_STORE_POST_TEXT": "true" if self.store_post_text else "false",
             "SMISTA_CLASSIFIER_WORKERS": str(self.classifier_workers),
+            "SMISTA_DATABASE_LOCK_TIMEOUT_S": str(self.database_lock_timeout_s),
         }
         if self.api_keys:
             env["SMISTA_API_KEYS"] = ",".join(key.get_secret_value() for key in self.api_keys)

@@ -38,7 +38,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -50,6 +50,26 @@ SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 class StoreError(RuntimeError):
     """The database URL is unusable or the database cannot be reached."""
+
+
+class StoreUnavailable(RuntimeError):
+    """A read or write failed for a reason of the database, not of the request (locked past the
+    timeout, disk full, connection lost): the transaction was rolled back, nothing was stored."""
+
+    def __init__(self, cause: str):
+        super().__init__(cause)
+        self.cause = cause
+
+
+@contextmanager
+def unavailable_as_error() -> Iterator[None]:
+    """Turn the driver's operational errors into StoreUnavailable naming the database's own cause
+    ("database is locked", "database or disk is full"), never the statement or its parameters."""
+    try:
+        yield
+    except OperationalError as exc:
+        cause = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        raise StoreUnavailable(cause[:200]) from exc
 
 
 class UTCDateTime(TypeDecorator):
@@ -197,16 +217,17 @@ class WindowCount:
 class PredictionStore:
     """Sessions on one database; tables are created on first use."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, lock_timeout_s: float = 30.0):
         self.url = url
-        self.engine = _create_engine(url)
+        self.engine = _create_engine(url, lock_timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.schema_revisions = upgrade(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back when it raises."""
-        with self._sessions.begin() as session:
+        """One transaction: committed when the block ends, rolled back when it raises. A failure of
+        the database itself (locked, full, gone) raises StoreUnavailable."""
+        with unavailable_as_error(), self._sessions.begin() as session:
             yield session
 
     def ping(self) -> None:
@@ -321,7 +342,7 @@ class PredictionStore:
         return total, triaged / total
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, lock_timeout_s: float = 30.0) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -340,7 +361,7 @@ def _create_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
     else:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": lock_timeout_s})
 
     @event.listens_for(engine, "connect")
     def _sqlite_for_many_writers(connection: Any, _record: Any) -> None:
@@ -354,7 +375,7 @@ def _create_engine(url: str) -> Engine:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -6,6 +6,7 @@ stored a post or a piece of feedback twice. docs/SECURITY.md lists each with its
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 
 import httpx
@@ -26,8 +27,9 @@ RECORD_START = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 @pytest.fixture(scope="module")
 def server(tiny_run, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("hardening")
-    with LocalServer(str(tiny_run.model_dir), extra_env={"SMISTA_API_KEYS": KEY}, workdir=workdir,
-                     startup_timeout=150) as running:
+    # A short lock timeout, so the locked-database test waits 1 s rather than 30.
+    env = {"SMISTA_API_KEYS": KEY, "SMISTA_DATABASE_LOCK_TIMEOUT_S": "1"}
+    with LocalServer(str(tiny_run.model_dir), extra_env=env, workdir=workdir, startup_timeout=150) as running:
         yield running
 
 
@@ -141,5 +143,31 @@ def test_a_retried_route_gets_the_stored_result_and_is_stored_once(server, http)
     try:
         assert len(store.routed_posts("retry-1")) == 1 and store.routed_posts("retry-3") == []
         assert len(store.feedback_for("retry-1")) == 1
+    finally:
+        store.close()
+
+
+def test_a_locked_database_is_a_503_naming_it_and_nothing_is_acknowledged(server, http):
+    post = {"id": "locked-1", "text": "Non riesco a pagare la bolletta", "channel": "twitter"}
+    holder = sqlite3.connect(server.workdir / "smista.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another writer holds the database past the lock timeout
+    try:
+        started = time.perf_counter()
+        refused = http.post("/route", json={"posts": post})
+        feedback = http.post("/feedback", json={"post_id": "retry-1", "resolved": False, "agent_id": "agent-9"})
+        elapsed = time.perf_counter() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    for response in (refused, feedback):
+        assert response.status_code == 503, response.text
+        assert "database is locked" in response.json()["error"] and response.headers["retry-after"] == "5"
+    assert elapsed < 10
+    store = PredictionStore(f"sqlite:///{server.workdir / 'smista.db'}")
+    try:
+        assert store.routed_posts("locked-1") == []  # refused means not stored
+        accepted = http.post("/route", json={"posts": post})  # the retry the 503 asked for
+        assert accepted.status_code == 200 and not accepted.json()["results"][0]["replayed"]
+        assert len(store.routed_posts("locked-1")) == 1
     finally:
         store.close()

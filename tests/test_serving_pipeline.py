@@ -315,3 +315,32 @@ def test_an_idempotency_key_makes_a_retry_safe_and_refuses_reuse(pipeline, taxon
     error = rejected(pipeline.record_feedback, feedback(idempotency_key="crm-ticket-1", resolved=True), NOW)
     assert error.status == 409 and "idempotency_key was used" in error.message
     assert len(pipeline.store.feedback_for("tw-1")) == 1
+
+
+def test_a_full_disk_fails_the_write_whole_and_names_the_cause(tmp_path, taxonomy):
+    from sqlalchemy import event
+
+    from serving.store import StoreUnavailable
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'full.db'}")
+    full = RoutingPipeline(taxonomy, default_rules(taxonomy), store, max_posts_per_request=8, max_text_chars=5000,
+                           store_post_text=True)
+    route_posts = full.validate_for_routing([post_in(id="ok")])
+    full.route(route_posts, by_id(route_posts, [predictions(taxonomy)]), IDENTITY, NOW)
+    store.engine.dispose()
+
+    @event.listens_for(store.engine, "connect")
+    def _no_room_to_grow(connection, _record):
+        # SQLite's own limit: once the file has this many pages, a write that needs more fails
+        # with SQLITE_FULL, "database or disk is full", as on a full disk.
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    posts = full.validate_for_routing([post_in(id=f"big-{n}", text="a lungo " * 600) for n in range(6)])
+    with pytest.raises(StoreUnavailable, match="database or disk is full"):
+        full.route(posts, by_id(posts, [predictions(taxonomy, sentiment="negativo")] * 6), IDENTITY, NOW)
+    # The whole batch was rolled back: no post, no crisis signal, the earlier post intact.
+    assert all(store.routed_posts(f"big-{n}") == [] for n in range(6)) and len(store.routed_posts("ok")) == 1
+    with store.session() as session:
+        assert store.count_signals(session, "informazioni", NOW - timedelta(hours=1), NOW + timedelta(hours=1)).posts == 0
+    store.close()

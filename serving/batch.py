@@ -3,7 +3,10 @@
 Same code path as the Router: posts are validated by `data.jsonl` (the same PostValidator),
 predicted by the same Predictor in chunks, and routed by the same `RoutingPipeline`. Streaming: the
 input is read in chunks and each chunk's lines are written before the next is read; the output
-file appears only once complete (written beside it, then renamed).
+file appears only once complete (written beside it, then renamed). A run killed midway leaves no
+output (and an older output untouched); run it again: with `--database-url` pointing at a file, the
+posts it had routed are read back from the store instead of predicted again (routing is
+idempotent by post id), so the new output has every post once, as an uninterrupted run would.
 
 The clock: by default each post is routed as of its own `created_at` (service hours, SLA and
 crisis windows as they were when it was written); `as_of="now"` routes everything as of now.
@@ -85,7 +88,10 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
     total = _count_lines(config.input_path)
     bar = tqdm(total=total, unit="post", desc="scoring", file=progress, disable=progress is None)
     config.output_path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=config.output_path.parent, prefix=f".{config.output_path.name}.")
+    # A run killed before its rename leaves its partial file behind: the next run removes it.
+    for stale in config.output_path.parent.glob(f"{_partial_prefix(config.output_path)}*"):
+        stale.unlink(missing_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=config.output_path.parent, prefix=_partial_prefix(config.output_path))
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as output:
             posts = iter_posts(config.input_path, validator, on_error="skip" if config.keep_going else "raise",
@@ -118,6 +124,10 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
         store.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _partial_prefix(output: Path) -> str:
+    return f".{output.name}.partial-"
 
 
 class BatchConflict(ValueError):

@@ -53,3 +53,54 @@ def test_batch_scores_an_archive_from_the_registry(tiny_run, local_tracking_uri,
     assert late["reply_channel"] == "private" and late["pii"] == ["phone"]
     assert late["out_of_hours"] and "Riapriamo domani alle" in late["auto_reply"]
     assert by_id["a-3"]["reply_channel"] == "private"  # an e-mail is answered privately
+
+
+def test_a_batch_killed_midway_is_rerun_without_duplicates_or_gaps(tiny_run, write_jsonl, tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    posts = [{"id": f"k-{n:03d}", "text": f"La linea di casa {n} non funziona, bolletta {n}", "channel": "twitter",
+              "author": {"handle": f"@cliente{n}"}, "created_at": rome("2026-03-10 10:00").isoformat()}
+             for n in range(300)]
+    source = write_jsonl("archive.jsonl", posts)
+    output, database = tmp_path / "out" / "routes.jsonl", tmp_path / "store.db"
+
+    def command(out, db):
+        return [sys.executable, "-m", "smista", "serve", "batch", str(source), "--output", str(out),
+                "--model", str(tiny_run.model_dir), "--database-url", f"sqlite:///{db}", "--chunk-size", "16",
+                "--no-progress"]
+
+    def stored(db) -> int:
+        if not db.exists():
+            return 0
+        try:
+            with sqlite3.connect(db) as connection:
+                return connection.execute("SELECT count(*) FROM routed_posts").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+    victim = subprocess.Popen(command(output, database), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while stored(database) < 40:
+        assert victim.poll() is None, "the batch ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    routed_before_kill = stored(database)
+    assert 40 <= routed_before_kill < 300
+    assert not output.exists()  # a killed run leaves no output file
+    assert list(output.parent.glob(".routes.jsonl.partial-*"))  # only its partial file
+
+    rerun = subprocess.run(command(output, database), capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not list(output.parent.glob(".routes.jsonl.partial-*"))
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [line["id"] for line in lines] == [post["id"] for post in posts]  # every post once, in order
+    assert stored(database) == 300  # nothing routed twice
+
+    # The same as a run that was never interrupted.
+    clean = tmp_path / "clean" / "routes.jsonl"
+    subprocess.run(command(clean, tmp_path / "clean.db"), check=True, capture_output=True, timeout=240)
+    assert output.read_text(encoding="utf-8") == clean.read_text(encoding="utf-8")

@@ -1,19 +1,64 @@
-"""Find and redact personal data in Italian posts: phone numbers, e-mail addresses, IBANs,
-codici fiscali, payment card numbers and @handles of private persons.
+"""Find and redact personal data in Italian posts, on Microsoft Presidio (presidio-analyzer).
 
 One detector serves everyone: labeling redacts before anything reaches annotators, serving moves
-the reply to a private channel when a post carries personal data. Patterns are written for
-Italian formats and checked where a checksum exists (IBAN mod 97, card Luhn, codice fiscale
-check character), so order numbers and dates are not mistaken for personal data.
+the reply to a private channel when a post carries personal data.
+
+What finds what (docs/SECURITY.md, "Personal data", has each kind's precision and recall):
+- Presidio's own recognizers, checksum-backed where a checksum exists: IBAN (mod 97), payment
+  cards (Luhn), codice fiscale (check character), partita IVA (check digit), Italian identity
+  card, passport and driving licence (only beside a word that names the document), phone numbers
+  (Google's `phonenumbers`, Italian numbering plan).
+- Ours, where Presidio has nothing usable offline: @handles of private persons; e-mail addresses
+  (Presidio's e-mail recognizer checks the domain against the Public Suffix List, which it
+  downloads at first use); person names (PersonNames below: Italian first names and surnames cut
+  from the maintained names-dataset into data/names/, titles, capitalisation).
+
+Presidio is run with spaCy's rule-based Italian tokenizer and no statistical model (none can be
+downloaded here), with each token's lemma set to its lower-cased text so that context words
+("passaporto", "patente") still raise a document number's score.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-PII_KINDS = ("email", "iban", "card", "codice_fiscale", "phone", "handle")
+PII_KINDS = ("email", "iban", "card", "codice_fiscale", "partita_iva", "id_document", "phone", "person", "handle")
+
+PLACEHOLDERS = {
+    "email": "[EMAIL]",
+    "iban": "[IBAN]",
+    "card": "[CARTA]",
+    "codice_fiscale": "[CODICE_FISCALE]",
+    "partita_iva": "[PARTITA_IVA]",
+    "id_document": "[DOCUMENTO]",
+    "phone": "[TELEFONO]",
+    "person": "[NOME]",
+    "handle": "[UTENTE]",
+}
+
+# Presidio's entity types, as our kinds.
+PRESIDIO_KINDS = {
+    "IBAN_CODE": "iban",
+    "CREDIT_CARD": "card",
+    "IT_FISCAL_CODE": "codice_fiscale",
+    "IT_VAT_CODE": "partita_iva",
+    "IT_IDENTITY_CARD": "id_document",
+    "IT_PASSPORT": "id_document",
+    "IT_DRIVER_LICENSE": "id_document",
+    "PHONE_NUMBER": "phone",
+    "PERSON": "person",
+    "EMAIL_ADDRESS": "email",
+    "HANDLE": "handle",
+}
+# Presidio's pattern scores: 1.0 with a valid checksum, 0.4 for a phone number the numbering plan
+# accepts, 0.3 for a codice fiscale with a wrong check character, 0.01-0.05 for a document-shaped
+# code with no document named beside it (0.4 when one is). Below MIN_SCORE is not personal data.
+MIN_SCORE = 0.4
+NAMES_DIR = Path(__file__).with_name("names")
 
 
 @dataclass(frozen=True)
@@ -25,107 +70,186 @@ class PiiMatch:
 
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-# IBAN: country code, 2 check digits, then up to 30 alphanumerics, optionally grouped by 4.
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-# Codice fiscale: 6 letters, 2 digits, month letter, 2 digits, a letter + 3 digits, check letter.
-# Omocodia replaces digits with letters from LMNPQRSTUV, so digit positions accept those too.
-_CF_DIGIT = "[0-9LMNPQRSTUV]"
-_CODICE_FISCALE = re.compile(
-    rf"\b[A-Z]{{6}}{_CF_DIGIT}{{2}}[ABCDEHLMPRST]{_CF_DIGIT}{{2}}[A-Z]{_CF_DIGIT}{{3}}[A-Z]\b", re.IGNORECASE
-)
-# Italian phone numbers: mobile 3xx, landline 0x, optional +39/0039, spaces, dots or dashes inside.
-_PHONE = re.compile(
-    r"(?<![\w+])(?:(?:\+|00)39[ .-]?)?(?:3\d{2}(?:[ .-]?\d){6,7}|0[1-9]\d{0,2}(?:[ .-]?\d){4,8})(?!\d)"
-)
 _HANDLE = re.compile(r"(?<![\w@.])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?")
 
-_CF_ODD = {
-    **dict(zip("0123456789", [1, 0, 5, 7, 9, 13, 15, 17, 19, 21])),
-    **dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-               [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23])),
-}
+
+def _name_list(filename: str) -> frozenset[str]:
+    lines = (NAMES_DIR / filename).read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
-_ITALIAN_IBAN_SHAPE = re.compile(r"IT\d{2}[A-Z]\d{10}[A-Z0-9]{12}")
+class PersonNames:
+    """Names of people in Italian text, by rule:
+
+    - a title (sig., sig.ra, dott., dott.ssa, dr., prof., avv., ing., geom., rag.) and the one or
+      two capitalised words after it ("grazie al dott. Bianchi");
+    - a first name of the list and the capitalised words after it ("Mario Rossi", "Anna De Luca");
+    - a first name of the list alone, capitalised ("Giulia guarda!", "chiedete a Luca");
+    - a surname of the list after "sono" / "mi chiamo" ("sono Esposito").
+    """
+
+    _WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ'’]+")
+    _TITLE = re.compile(
+        r"(?i:\b(?:sig(?:\.ra|\.na|nora|nore|nor)?|dott(?:\.ssa|oressa|ore)?|dr|prof(?:\.ssa|essoressa|essore)?"
+        r"|avv(?:ocato|ocatessa)?|ing(?:egnere)?|geom|rag)\.?)\s+"
+        r"((?:de |di |del |della |d'|lo |la )?[A-ZÀ-Ý][a-zà-ÿ'’]+(?:\s+[A-ZÀ-Ý][a-zà-ÿ'’]+)?)"
+    )
+    _INTRODUCTION = re.compile(r"(?i:\b(?:sono|mi chiamo)\s+)([A-ZÀ-Ý][a-zà-ÿ'’]+)")
+    _PARTICLES = frozenset({"De", "Di", "Del", "Della", "Lo", "La", "Da", "Dal", "Dalla"})
+
+    def __init__(self, first_names: frozenset[str], surnames: frozenset[str]):
+        self.first_names = first_names
+        self.surnames = surnames
+
+    @classmethod
+    @functools.cache
+    def bundled(cls) -> PersonNames:
+        return cls(_name_list("first_names_it.txt"), _name_list("surnames_it.txt"))
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        for match in self._TITLE.finditer(text):
+            found.append(match.span(1))
+        for match in self._INTRODUCTION.finditer(text):
+            if match.group(1) in self.surnames or match.group(1) in self.first_names:
+                found.append(match.span(1))
+        words = list(self._WORD.finditer(text))
+        index = 0
+        while index < len(words):
+            word = words[index]
+            if word.group() not in self.first_names:
+                index += 1
+                continue
+            # The rest of the name: capitalised words right after, one space apart: a second first
+            # name ("Anna Maria"), particles ("De Luca"), then the surname.
+            end, following = word.end(), index + 1
+            while following < len(words) and text[end:words[following].start()] == " " and following - index <= 3:
+                candidate = words[following].group()
+                if not candidate[:1].isupper():
+                    break
+                end, following = words[following].end(), following + 1
+                if candidate not in self._PARTICLES and candidate not in self.first_names:
+                    break
+            found.append((word.start(), end))
+            index = following
+        return _merged(found)
 
 
-def _iban_is_valid(candidate: str) -> bool:
-    """A valid IBAN checksum, or the exact Italian IBAN layout: a mistyped Italian IBAN is still
-    personal data, while other countries' layouts are too loose to trust without the checksum."""
-    compact = candidate.replace(" ", "").upper()
-    if _ITALIAN_IBAN_SHAPE.fullmatch(compact):
-        return True
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    digits = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(digits) % 97 == 1
-
-
-def _longest_valid_iban(candidate: str) -> str | None:
-    """The pattern may run on into the next word ("...3456 e"): drop trailing groups until valid."""
-    while candidate:
-        if _iban_is_valid(candidate):
-            return candidate
-        if " " not in candidate:
-            return None
-        candidate = candidate.rsplit(" ", 1)[0]
-    return None
-
-
-def _luhn_is_valid(candidate: str) -> bool:
-    digits = [int(ch) for ch in candidate if ch.isdigit()]
-    if not 13 <= len(digits) <= 19:
-        return False
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        if position % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
-
-
-def _codice_fiscale_is_valid(candidate: str) -> bool:
-    code = candidate.upper()
-    total = 0
-    for position, char in enumerate(code[:15]):
-        if position % 2 == 0:  # odd positions, counting from 1
-            total += _CF_ODD[char]
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            total += int(char) if char.isdigit() else ord(char) - ord("A")
-    return chr(ord("A") + total % 26) == code[15]
+            merged.append((start, end))
+    return merged
 
 
-def find_pii(text: str, public_handles: Iterable[str] = ()) -> list[PiiMatch]:
-    """Every piece of personal data in `text`, left to right, without overlaps.
+@functools.cache
+def _analyzer():
+    """Presidio's AnalyzerEngine for Italian with the recognizers above (built once per process)."""
+    import spacy
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        IbanRecognizer,
+        ItDriverLicenseRecognizer,
+        ItFiscalCodeRecognizer,
+        ItIdentityCardRecognizer,
+        ItPassportRecognizer,
+        ItVatCodeRecognizer,
+        PhoneRecognizer,
+    )
+    from spacy.language import Language
+
+    if "smista_lowercase_lemma" not in Language.factories:
+        @Language.component("smista_lowercase_lemma")
+        def _lowercase_lemma(doc):
+            for token in doc:
+                token.lemma_ = token.lower_
+            return doc
+
+    class TokenizerOnly(SpacyNlpEngine):
+        def __init__(self) -> None:
+            super().__init__(models=[{"lang_code": "it", "model_name": "blank:it"}])
+
+        def load(self) -> None:  # never spacy.load: that would try to download a model
+            nlp = spacy.blank("it")
+            nlp.add_pipe("smista_lowercase_lemma")
+            self.nlp = {"it": nlp}
+
+    class Regex(EntityRecognizer):
+        def __init__(self, entity: str, pattern: re.Pattern) -> None:
+            self.pattern = pattern
+            super().__init__(supported_entities=[entity], supported_language="it", name=f"smista_{entity.lower()}")
+
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            return [RecognizerResult(self.supported_entities[0], m.start(), m.end(), 1.0)
+                    for m in self.pattern.finditer(text)]
+
+    class People(EntityRecognizer):
+        def __init__(self) -> None:
+            super().__init__(supported_entities=["PERSON"], supported_language="it", name="smista_person_names")
+
+        def load(self) -> None:
+            self.names = PersonNames.bundled()
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            return [RecognizerResult("PERSON", start, end, 0.6) for start, end in self.names.spans(text)]
+
+    engine = TokenizerOnly()
+    engine.load()
+    registry = RecognizerRegistry(supported_languages=["it"])
+    for recognizer in (IbanRecognizer, CreditCardRecognizer, ItFiscalCodeRecognizer, ItVatCodeRecognizer,
+                       ItIdentityCardRecognizer, ItPassportRecognizer, ItDriverLicenseRecognizer):
+        registry.add_recognizer(recognizer(supported_language="it"))
+    registry.add_recognizer(PhoneRecognizer(supported_language="it", supported_regions=("IT",)))
+    registry.add_recognizer(Regex("EMAIL_ADDRESS", _EMAIL))
+    registry.add_recognizer(Regex("HANDLE", _HANDLE))
+    registry.add_recognizer(People())
+    return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["it"])
+
+
+# Which kind wins where two overlap: the checksum-backed ones first, names and handles last.
+_PRECEDENCE = {kind: rank for rank, kind in enumerate(PII_KINDS)}
+
+
+def find_pii(text: str, public_handles: Iterable[str] = (), kinds: Iterable[str] = PII_KINDS) -> list[PiiMatch]:
+    """Every piece of personal data of `kinds` in `text`, left to right, without overlaps.
 
     `public_handles` are handles that are not private persons (the brand's own accounts, media):
     they are kept. Matching is case-insensitive and ignores the leading "@".
     """
+    wanted = set(kinds)
+    unknown = wanted - set(PII_KINDS)
+    if unknown:
+        raise ValueError(f"unknown PII kind(s) {sorted(unknown)}; known: {', '.join(PII_KINDS)}")
     keep = {handle.lower().lstrip("@") for handle in public_handles}
-    candidates: list[PiiMatch] = []
-
-    def add(kind: str, pattern: re.Pattern, check=None) -> None:
-        for match in pattern.finditer(text):
-            if check is None or check(match.group()):
-                candidates.append(PiiMatch(kind, match.start(), match.end(), match.group()))
-
-    # Order matters for overlaps: the more specific, checksum-backed kinds claim their span first.
-    add("email", _EMAIL)
-    for match in _IBAN.finditer(text):
-        iban = _longest_valid_iban(match.group())
-        if iban:
-            candidates.append(PiiMatch("iban", match.start(), match.start() + len(iban), iban))
-    add("card", _CARD, _luhn_is_valid)
-    add("codice_fiscale", _CODICE_FISCALE, _codice_fiscale_is_valid)
-    add("phone", _PHONE)
-    add("handle", _HANDLE, lambda handle: handle.lower().lstrip("@") not in keep)
-
+    entities = [entity for entity, kind in PRESIDIO_KINDS.items() if kind in wanted]
+    analyzer = _analyzer()
+    results = analyzer.analyze(text, language="it", entities=entities, score_threshold=MIN_SCORE) if entities else []
+    upper = text.upper()
+    if "iban" in wanted and len(upper) == len(text) and upper != text:
+        # Presidio's IBAN pattern is upper case; people type "it60 x054 ...": the same recognizer
+        # on an upper-cased copy (same length, so the same offsets).
+        results += analyzer.analyze(upper, language="it", entities=["IBAN_CODE"], score_threshold=MIN_SCORE)
+    candidates = []
+    for result in results:
+        kind = PRESIDIO_KINDS[result.entity_type]
+        # Some of Presidio's patterns take the space after the value along ("00123456782 ").
+        start = result.start + len(text[result.start:result.end]) - len(text[result.start:result.end].lstrip())
+        end = result.end - len(text[result.start:result.end]) + len(text[result.start:result.end].rstrip())
+        found = text[start:end]
+        if not found or kind == "handle" and found.lower().lstrip("@") in keep:
+            continue
+        candidates.append((PiiMatch(kind, start, end, found), result.score))
+    candidates.sort(key=lambda item: (-item[1], _PRECEDENCE[item[0].kind], item[0].start - item[0].end))
     accepted: list[PiiMatch] = []
-    for candidate in candidates:
+    for candidate, _score in candidates:
         if all(candidate.end <= other.start or candidate.start >= other.end for other in accepted):
             accepted.append(candidate)
     return sorted(accepted, key=lambda match: match.start)
@@ -133,11 +257,7 @@ def find_pii(text: str, public_handles: Iterable[str] = ()) -> list[PiiMatch]:
 
 def redact(text: str, public_handles: Iterable[str] = (), kinds: Iterable[str] = PII_KINDS) -> tuple[str, list[PiiMatch]]:
     """Replace personal data with typed placeholders such as [TELEFONO]; return the text and the matches."""
-    wanted = set(kinds)
-    unknown = wanted - set(PII_KINDS)
-    if unknown:
-        raise ValueError(f"unknown PII kind(s) {sorted(unknown)}; known: {', '.join(PII_KINDS)}")
-    matches = [match for match in find_pii(text, public_handles) if match.kind in wanted]
+    matches = find_pii(text, public_handles, kinds)
     pieces: list[str] = []
     cursor = 0
     for match in matches:
@@ -146,13 +266,3 @@ def redact(text: str, public_handles: Iterable[str] = (), kinds: Iterable[str] =
         cursor = match.end
     pieces.append(text[cursor:])
     return "".join(pieces), matches
-
-
-PLACEHOLDERS = {
-    "email": "[EMAIL]",
-    "iban": "[IBAN]",
-    "card": "[CARTA]",
-    "codice_fiscale": "[CODICE_FISCALE]",
-    "phone": "[TELEFONO]",
-    "handle": "[UTENTE]",
-}

@@ -170,7 +170,7 @@ def route_post(
             confidences={"intent": _round(predictions["intent"].confidence)},
         ))
 
-    pii_kinds = sorted({match.kind for match in find_pii(post.text)} & set(config.reply.private_for_pii))
+    pii_kinds = sorted({match.kind for match in find_pii(post.text, kinds=config.reply.private_for_pii)})
     reply_channel = "public" if public else "private"
     if not public:
         reasons.append(Reason(rule="private_post", effect=f"the post came privately on {post.channel}: reply privately"))

@@ -37,6 +37,7 @@ from fastapi import FastAPI
 from pydantic import ConfigDict, Discriminator, Field, Tag
 from starlette.responses import JSONResponse
 
+from data.pii import find_pii
 from data.taxonomy import load_taxonomy
 from serving.metrics import ClassifierCallMetrics, PredictionMetrics, RouteMetrics, triage_rate_exposition
 from serving.model_source import PREDICT_CHUNK, load_checked_predictor
@@ -219,6 +220,7 @@ class Router:
             observer=RouteMetrics(),
         )
         self.classifier_calls = ClassifierCalls(ClassifierCallMetrics().called)
+        find_pii("avvio del servizio")  # builds the PII analyzer (spaCy, Presidio: seconds) now, not on a request
         log_event("router_ready", settings=settings.describe(), routing_version=rules.version)
 
     async def __is_ready__(self) -> bool:

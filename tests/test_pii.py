@@ -45,9 +45,47 @@ def test_codice_fiscale_needs_its_check_character():
     assert find_pii("RSSMRA80A01H501X") == []
 
 
-def test_mistyped_italian_iban_is_still_redacted_but_random_codes_are_not():
-    assert redact("IT60X0542811101000000123457")[0] == "[IBAN]"
+def test_an_iban_needs_its_checksum_and_random_codes_are_not_ibans():
+    # Presidio checks the mod-97 checksum: a mistyped IBAN is not taken for one (the project's own
+    # detector used to accept any Italian IBAN layout; docs/SECURITY.md, "Personal data").
+    assert redact("IT60X0542811101000000123456")[0] == "[IBAN]"
+    assert find_pii("IT60X0542811101000000123457") == []
     assert find_pii("codice promo AB12CDEFGHIJKLMNOP") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Buongiorno, sono Mario Rossi e vi scrivo", "Buongiorno, sono [NOME] e vi scrivo"),
+        ("grazie alla sig.ra Bianchi del negozio", "grazie alla sig.ra [NOME] del negozio"),
+        ("ringrazio il Dott. Marco Esposito", "ringrazio il Dott. [NOME]"),
+        ("Giulia guarda qui!", "[NOME] guarda qui!"),
+        ("Anna Maria De Luca ti ricordi?", "[NOME] ti ricordi?"),
+        ("sono Esposito, cliente da anni", "sono [NOME], cliente da anni"),
+        ("Simone Piccinini, Leonardo Cucchi forza!", "[NOME], [NOME] forza!"),
+    ],
+)
+def test_person_names_are_redacted(text, expected):
+    assert redact(text)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Ciao a tutti, Grazie mille", "Roma è bellissima, Buongiorno Italia", "Buon Natale dalla Madonna",
+     "amo il sole di domenica", "Any news from Milan?"],
+)
+def test_greetings_places_and_words_are_not_names(text):
+    assert find_pii(text, kinds=["person"]) == []
+
+
+def test_documents_need_a_word_that_names_them():
+    assert redact("passaporto numero YA1234567")[0] == "passaporto numero [DOCUMENTO]"
+    assert redact("carta d'identità CA12345AB")[0] == "carta d'identità [DOCUMENTO]"
+    assert find_pii("codice sconto YA1234567") == []
+
+
+def test_partita_iva_with_its_check_digit():
+    assert redact("P.IVA 00123456782 fattura")[0] == "P.IVA [PARTITA_IVA] fattura"
 
 
 def test_public_handles_are_kept_and_matched_without_case_or_at():

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from data.dataset import SEED_DATA_DIR, expand_inputs, label_counts, load_labelled_posts
-from data.pii import find_pii
+from data.pii import PersonNames, find_pii
 
 MIN_POSTS = 1200
 MIN_PER_LABEL = 50
@@ -86,6 +86,8 @@ def _is_obviously_fake(kind: str, text: str) -> bool:
         return digits == FAKE_CARD_DIGITS
     if kind == "phone":
         return "000000" in digits or digits.endswith("1234567")
+    if kind == "person":  # the data card: first names appear, surnames do not
+        return all(word in PersonNames.bundled().first_names for word in text.split())
     return kind == "handle"  # handles are made up by the authors of the seed data
 
 

@@ -277,6 +277,9 @@ class PredictionStore:
     def _same_feedback(session: Session, row: Feedback) -> Feedback | None:
         if row.idempotency_key is not None:
             return session.scalar(select(Feedback).where(Feedback.idempotency_key == row.idempotency_key))
+        if row.content_hash is None:
+            # No hash (a row from a caller that does not compute one): nothing to compare, never a replay.
+            return None
         same_agent = Feedback.agent_id.is_(None) if row.agent_id is None else Feedback.agent_id == row.agent_id
         latest = session.scalar(
             select(Feedback).where(Feedback.post_id == row.post_id, same_agent).order_by(Feedback.id.desc()).limit(1)

@@ -122,6 +122,9 @@ def check_port_free(port: int) -> None:
     """Label Studio silently moves to the next port when its own is taken; then every command would
     talk to whatever holds the port. Refuse instead."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR as the server itself binds: connections of a server that just died linger in
+        # TIME_WAIT and would fail a plain bind, though only a listening socket stops the restart.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError as exc:

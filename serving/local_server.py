@@ -157,6 +157,13 @@ class LocalServer:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def server_id(self) -> str:
+        """The id every process of this server carries in SERVER_ID_VARIABLE."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        return self._process.server_id
+
     def __enter__(self) -> LocalServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = {

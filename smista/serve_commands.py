@@ -4,6 +4,7 @@
                                                            bentoml serve on 127.0.0.1 (foreground)
     smista serve batch POSTS.jsonl --output ROUTES.jsonl   classify and route a file, no server
     smista serve bench [--url http://127.0.0.1:3000]       endpoint per runtime vs plain loop vs compute ceiling
+    smista serve soak [--seconds 600]                      bounded mixed load; memory and open files sampled
 
 API keys come from SMISTA_API_KEYS only (a command-line flag would show them in `ps`).
 """
@@ -141,6 +142,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from serving.soak import SoakConfig, format_result, run_soak
+    from smista.cli import UserError
+
+    try:
+        config = SoakConfig(model=args.model, seconds=args.seconds, concurrency=args.concurrency,
+                            sample_every_s=args.sample_every, warmup_s=args.warmup, window_s=args.window,
+                            texts_glob=args.posts, max_rss_growth_mb=args.max_rss_growth_mb)
+        result = run_soak(config, progress=lambda line: print(f"soak: {line}", file=sys.stderr, flush=True))
+    except ValueError as exc:
+        raise UserError(f"--seconds: {exc}") from None
+    print(format_result(result))
+    if args.json_output:
+        Path(args.json_output).write_text(json.dumps(result.as_dict(), indent=2), encoding="utf-8")
+        print(f"Written to {args.json_output}")
+    # Exit 1 when the service answered something it should not have, or grew.
+    return 0 if result.unexpected == 0 and result.flat else 1
+
+
 def register(groups: argparse._SubParsersAction) -> None:
     serve = groups.add_parser(
         "serve", help="Run the HTTP endpoint (bentoml serve on 127.0.0.1), score a JSONL file, or benchmark.",
@@ -218,3 +238,21 @@ def register(groups: argparse._SubParsersAction) -> None:
                             "(steadier on a shared machine).")
     bench.add_argument("--json-output", default=None, help="Also write the results as JSON here.")
     bench.set_defaults(handler=cmd_bench)
+
+    soak = commands.add_parser(
+        "soak", help="Mixed load on a server started here for a fixed time: unexpected answers, memory and open files.",
+        description="Starts the Router on a free loopback port and sends, from --concurrency clients, the mix of "
+                    "serving/soak.py (classify, route, retries, conflicts, feedback, crisis, probes, bad requests) "
+                    "until --seconds have passed. Exits 1 on any unexpected answer or when memory or open files grow "
+                    "past the bounds between the first window after the warm-up and the last one.",
+    )
+    soak.add_argument("--model", default=DEFAULT_MODEL, help=f"Model directory or MLflow URI (default: {DEFAULT_MODEL}).")
+    soak.add_argument("--seconds", type=float, default=600.0, help="Length of the load (default: 600).")
+    soak.add_argument("--concurrency", type=int, default=4, help="Concurrent clients (default: 4).")
+    soak.add_argument("--sample-every", type=float, default=5.0, help="Seconds between resource samples (default: 5).")
+    soak.add_argument("--warmup", type=float, default=60.0, help="Seconds before the first compared window (default: 60).")
+    soak.add_argument("--window", type=float, default=60.0, help="Length of the compared windows (default: 60).")
+    soak.add_argument("--max-rss-growth-mb", type=float, default=64.0, help="Allowed growth of the servers' RSS (default: 64 MB).")
+    soak.add_argument("--posts", default="data/seed/*.jsonl", help="JSONL files whose texts are sent (default: the seed posts).")
+    soak.add_argument("--json-output", default=None, help="Also write the results, every sample included, as JSON here.")
+    soak.set_defaults(handler=cmd_soak)

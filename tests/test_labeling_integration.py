@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -46,8 +47,13 @@ def state() -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    config = ServerConfig(port=find_free_port(), data_dir=str(tmp_path_factory.mktemp("label-studio-data")))
+def server_config(tmp_path_factory) -> ServerConfig:
+    return ServerConfig(port=find_free_port(), data_dir=str(tmp_path_factory.mktemp("label-studio-data")))
+
+
+@pytest.fixture(scope="module")
+def server(server_config):
+    config = server_config
     if not config.executable.exists():
         subprocess.run(["bash", str(INSTALL_SCRIPT)], check=True, timeout=1200)
     running = start_server(config, {**os.environ, **CREDENTIALS})
@@ -239,3 +245,40 @@ def test_server_down_leaves_the_exports_untouched(client, server, state):
     with pytest.raises(LabelStudioUnavailableError, match="not reachable"):
         pull(client, state["project_id"], state["export_config"].exports_dir)
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_label_studio_killed_mid_import_then_a_rerun_completes_without_duplicates(
+    server_config, validator, write_jsonl, seed_posts, state
+):
+    """Runs after the server was stopped above: start it again on the same data, SIGKILL it between
+    two batches of an import, start it once more, rerun the same import."""
+    posts = [{**post, "id": f"fault-{index}"} for index, post in enumerate(seed_posts)]
+    path = write_jsonl("fault-posts.jsonl", posts)
+    running = start_server(server_config, {**os.environ, **CREDENTIALS})
+    try:
+        running.wait_until_ready(timeout_s=300)
+        client = LabelStudioClient.connect(ServerAddress(url=running.url, api_key=TOKEN))
+        sent_batches = []
+        import_tasks = client.import_tasks
+
+        def import_then_crash(project_id, tasks):
+            if len(sent_batches) == 2:  # two batches in: the server dies before the third
+                os.killpg(running.process.pid, signal.SIGKILL)
+                running.process.wait()
+            sent_batches.append(len(tasks))
+            return import_tasks(project_id, tasks)
+
+        client.import_tasks = import_then_crash
+        with pytest.raises(LabelStudioUnavailableError, match="not reachable"):
+            import_file(client, state["project_id"], path, validator, BRANDS, batch_size=10)
+
+        running = start_server(server_config, {**os.environ, **CREDENTIALS})
+        running.wait_until_ready(timeout_s=300)
+        client = LabelStudioClient.connect(ServerAddress(url=running.url, api_key=TOKEN))
+        rerun = import_file(client, state["project_id"], path, validator, BRANDS, batch_size=10)
+        assert len(rerun.unchanged) == 20 and len(rerun.created) == len(posts) - 20
+        post_ids = [task["data"]["post_id"] for task in client.iter_tasks(state["project_id"], with_annotations=False)
+                    if task["data"]["post_id"].startswith("fault-")]
+        assert sorted(post_ids) == sorted(post["id"] for post in posts)  # each post once, none missing
+    finally:
+        running.stop()

@@ -15,46 +15,63 @@ import urllib.request
 import pytest
 
 from smista.cli import main
-from tests.training_helpers import REPO_ROOT, build_synthetic_dataset, free_port, tiny_recipe
+from tests.training_helpers import REPO_ROOT, TINY_RECIPE, build_synthetic_dataset, free_port, tiny_recipe
 from training.predict import Predictor
 from training.train import train
 
 SERVER_START_TIMEOUT_S = 90
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smista", "mlflow", "server", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}",
-         "--artifacts-destination", str(tmp_path / "server" / "artifacts")],
-        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
+class MlflowServer:
+    """`smista mlflow server` on a free loopback port, its store and artifacts in `folder`."""
+
+    def __init__(self, folder, port: int | None = None):
+        self.folder = folder
+        self.port = port or free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.log = (folder / f"server-{self.port}.log").open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "smista", "mlflow", "server", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{folder / 'server' / 'mlflow.db'}",
+             "--artifacts-destination", str(folder / "server" / "artifacts")],
+            cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"MLflow server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"MLflow server did not start: {(folder / f'server-{self.port}.log').read_text()[-2000:]}")
             time.sleep(0.5)
-        yield uri
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (uvicorn worker included): a crash, not a shutdown."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    server = MlflowServer(tmp_path)
+    try:
+        yield server.uri
     finally:
-        # The server runs in its own session: stop its whole process group (uvicorn worker included).
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+        server.stop()
 
 
 @pytest.mark.slow
@@ -108,3 +125,44 @@ def test_train_log_register_promote_and_refuse_a_worse_model(mlflow_server, tmp_
     assert main(["models", "compare", "--tracking-uri", mlflow_server]) == 0
     table = capsys.readouterr().out
     assert "v1 @champion" in table and "v2" in table
+
+
+@pytest.mark.slow
+def test_tracking_server_killed_during_training_is_a_clear_error_and_registers_nothing(tmp_path, capsys, monkeypatch):
+    from mlflow import MlflowClient
+
+    import training.progress
+
+    dataset_dir = build_synthetic_dataset(tmp_path)
+    server = MlflowServer(tmp_path)
+    try:
+        class KillServerAfterFirstEpoch(training.progress.EpochSummary):
+            def on_epoch_end(self, args, state, control, **kwargs):
+                if state.epoch is not None and state.epoch <= 1:
+                    server.kill()
+                return super().on_epoch_end(args, state, control, **kwargs)
+
+        monkeypatch.setattr(training.progress, "EpochSummary", KillServerAfterFirstEpoch)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # connection refused: no backoff wait
+        code = main(["train", "--recipe", str(TINY_RECIPE), "--tracking-uri", server.uri,
+                     "--set", f"data.dataset_dir={dataset_dir}", "--set", f"output_dir={tmp_path / 'runs'}",
+                     "--set", "transformer.num_train_epochs=3"])
+        captured = capsys.readouterr()
+        assert code == 2, captured.err
+        assert "Traceback" not in captured.err
+        assert f"MLflow tracking server {server.uri} stopped answering during run" in captured.err
+        assert "Nothing was registered" in captured.err and "smista mlflow server" in captured.err
+        assert "Warning: live metrics stopped" in captured.out
+        assert "epoch 3/3" in captured.out  # training went on without the server
+        model_dirs = list((tmp_path / "runs").glob("*/model"))
+        assert len(model_dirs) == 1 and f"The trained model is saved in {model_dirs[0]}" in captured.err
+        assert (model_dirs[0] / "config.json").is_file()
+
+        # The same store, served again: the run is there, no model version half made.
+        server = MlflowServer(tmp_path, port=server.port)
+        client = MlflowClient(server.uri)
+        assert client.search_model_versions() == []
+        runs = client.search_runs([client.get_experiment_by_name("smista").experiment_id])
+        assert len(runs) == 1 and "registered_version" not in runs[0].data.tags
+    finally:
+        server.stop()

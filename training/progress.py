@@ -79,16 +79,30 @@ class EpochSummary(TrainerCallback):
 
 
 class MlflowLiveMetrics(TrainerCallback):
-    """Send the Trainer's logs (training loss, validation metrics) to the active MLflow run as they come."""
+    """Send the Trainer's logs (training loss, validation metrics) to the active MLflow run as they come.
+
+    Live metrics are a view, not a result: when the tracking server stops answering, training goes
+    on without them (one warning), and the run's end, which logs and registers the model, decides
+    (training.tracking.tracked_run turns a server still down then into a clear error)."""
+
+    def __init__(self) -> None:
+        self.stopped = False
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         import mlflow
+        from mlflow.exceptions import MlflowException
 
-        if not state.is_world_process_zero or not logs or mlflow.active_run() is None:
+        if self.stopped or not state.is_world_process_zero or not logs or mlflow.active_run() is None:
             return
         numeric = {
             key if key.startswith(("eval_", "train_")) else f"train_{key}": float(value)
             for key, value in logs.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)
         }
-        mlflow.log_metrics(numeric, step=state.global_step)
+        try:
+            mlflow.log_metrics(numeric, step=state.global_step)
+        except MlflowException as exc:
+            self.stopped = True
+            cause = (getattr(exc, "message", None) or str(exc)).splitlines()[0][:200]
+            print(f"\nWarning: live metrics stopped, the tracking server did not take them ({cause}); "
+                  "training goes on, the results are logged at the end", flush=True)

@@ -182,18 +182,22 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
 
 
 @contextmanager
-def tracked_run(recipe: TrainRecipe, run_name: str, tracking_uri: str) -> Iterator[Any]:
+def tracked_run(recipe: TrainRecipe, run_name: str, tracking_uri: str, model_dir: Path) -> Iterator[Any]:
     """Start an MLflow run for `recipe`, log what is known before training, print where it is.
 
-    A run that raises is ended as FAILED by MLflow, so a crash is visible in the UI too.
+    A run that raises is ended as FAILED, so a crash is visible in the UI too. A tracking server
+    that stops answering during the run becomes a TrackingServerError naming it (see
+    `tracking_lost`), and ending the run on a dead server does not hide the first error.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(tracking_uri)
     if mlflow.get_experiment_by_name(recipe.tracking.experiment) is None:
         mlflow.create_experiment(recipe.tracking.experiment, artifact_location=artifact_location(tracking_uri, recipe.tracking.experiment))
     experiment = mlflow.set_experiment(recipe.tracking.experiment)
-    with mlflow.start_run(run_name=run_name) as run:
+    run = mlflow.start_run(run_name=run_name)
+    try:
         print(f"MLflow: {run_url(tracking_uri, experiment.experiment_id, run.info.run_id)}", flush=True)
         resolved = recipe.model_dump(mode="json")
         mlflow.set_tags({"smista.kind": recipe.kind, "git_commit": git_commit(Path(__file__).resolve().parent.parent)})
@@ -201,6 +205,64 @@ def tracked_run(recipe: TrainRecipe, run_name: str, tracking_uri: str) -> Iterat
         mlflow.log_params({key: str(value) for key, value in flatten("", resolved).items()})
         mlflow.log_dict(resolved, "recipe.yaml")
         yield run
+    except MlflowException as exc:
+        _end_run_quietly("FAILED")
+        raise tracking_lost(tracking_uri, run.info.run_id, exc, model_dir) from None
+    except BaseException:
+        _end_run_quietly("FAILED")
+        raise
+    try:
+        mlflow.end_run()
+    except MlflowException as exc:
+        raise tracking_lost(tracking_uri, run.info.run_id, exc, model_dir) from None
+
+
+def _end_run_quietly(status: str) -> None:
+    """End the active run; on a server that is gone this fails too, and the error that is already
+    on its way matters more. MLflow pops its stack of active runs before calling the server, so
+    nothing stays active in this process either way."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.end_run(status)
+    except MlflowException:
+        pass
+
+
+def server_answers(uri: str, timeout_s: float = REACHABILITY_TIMEOUT_S) -> bool:
+    """Whether an HTTP tracking server answers /health now (always True for other URIs)."""
+    if not uri.startswith(("http://", "https://")):
+        return True
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def tracking_lost(uri: str, run_id: str, exc: Exception, model_dir: Path) -> Exception:
+    """The error for an MLflow call that failed during a run: a TrackingServerError naming the URI
+    when the server no longer answers, else `exc` itself (a real MLflow error, e.g. a bad value).
+
+    Registration is the last step of a run (log_results), and MLflow creates a model version only
+    after its files are uploaded; a server lost before that leaves no version, so the message can
+    say that nothing was registered."""
+    if server_answers(uri):
+        return exc
+    saved = (f"The trained model is saved in {model_dir}." if (model_dir / "config.json").is_file() or (model_dir / "recipe.yaml").is_file()
+             else "Training stopped before the model was saved.")
+    return TrackingServerError(
+        f"MLflow tracking server {uri} stopped answering during run {run_id} ({_short_cause(exc)}). Nothing was "
+        f"registered: the run holds no model version (it may still show as RUNNING there). {saved} Start the server "
+        "again (`smista mlflow server`) and rerun `smista train`."
+    )
+
+
+def _short_cause(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    first = message.splitlines()[0] if message else type(exc).__name__
+    return first if len(first) <= 200 else first[:200] + "..."
 
 
 def log_training_data(data: TrainingData) -> None:

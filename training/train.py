@@ -106,7 +106,7 @@ def train_transformer(
     with args.main_process_first(desc="data set"):
         data = prepare_training_data(recipe.data, taxonomy, build=is_main)
     check_validation_labels(data, recipe.primary_head)
-    with tracked_run(recipe, run_name, tracking_uri) if is_main else contextlib.nullcontext() as run:
+    with tracked_run(recipe, run_name, tracking_uri, run_dir / "model") if is_main else contextlib.nullcontext() as run:
         if is_main:
             log_training_data(data)
         with args.main_process_first(desc="tokenizer"):
@@ -243,7 +243,7 @@ def train_baseline(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -
     run_dir = Path(recipe.output_dir) / run_name
     data = prepare_training_data(recipe.data, taxonomy)
     check_validation_labels(data, recipe.primary_head)
-    with tracked_run(recipe, run_name, tracking_uri) as run:
+    with tracked_run(recipe, run_name, tracking_uri, run_dir / "model") as run:
         log_training_data(data)
         started = time.perf_counter()
         model = fit_baseline(

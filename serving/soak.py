@@ -70,6 +70,7 @@ class Sample:
     open_files: int
     threads: int
     processes: int
+    rss_by_process_mb: dict[str, float] = field(default_factory=dict)  # role -> RSS, to tell who grows
 
 
 @dataclass
@@ -194,6 +195,15 @@ def _remember(items: list, item: Any, rng: random.Random, limit: int = 500) -> N
         items[rng.randrange(limit)] = item
 
 
+def process_role(command_line: str) -> str:
+    """Which part of `bentoml serve` a process is, from its command line."""
+    if "smista_classifier" in command_line.lower() or "Classifier" in command_line:
+        return "classifier"
+    if "worker" in command_line:
+        return "router"
+    return "supervisor"
+
+
 class ResourceSampler:
     """Every `every_s` seconds: RSS, open files, threads and process count of the server's processes."""
 
@@ -218,16 +228,20 @@ class ResourceSampler:
         import psutil
 
         rss = files = threads = count = 0
+        by_process: dict[str, float] = {}
         for process in processes_with_environment(SERVER_ID_VARIABLE, self.server_id):
             try:
                 with process.oneshot():
-                    rss += process.memory_info().rss
+                    resident = process.memory_info().rss
                     files += process.num_fds()
                     threads += process.num_threads()
+                    role = process_role(" ".join(process.cmdline()))
+                rss += resident
+                by_process[f"{role}-{process.pid}"] = round(resident / 1e6, 1)
                 count += 1
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-        return Sample(round(time.monotonic() - self._started, 1), round(rss / 1e6, 1), files, threads, count)
+        return Sample(round(time.monotonic() - self._started, 1), round(rss / 1e6, 1), files, threads, count, by_process)
 
     def _run(self) -> None:
         while not self._stop.is_set():

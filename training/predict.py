@@ -125,6 +125,17 @@ class BaselineBackend:
         return self.model.predict_proba(list(texts))
 
 
+def blended_backend(transformer_backend, model_dir: Path, blend: dict):
+    """The transformer's backend blended with the TF-IDF stored beside it (training/blend.py)."""
+    from training.baseline import BaselineModel
+    from training.blend import BlendBackend
+
+    baseline_dir = model_dir / blend["baseline"]
+    if not (baseline_dir / BASELINE_FILE).is_file():
+        raise ModelLoadError(f"{model_dir} blends its transformer with the TF-IDF in {baseline_dir}, which is missing")
+    return BlendBackend(transformer_backend, BaselineBackend(BaselineModel.load(baseline_dir)), blend["weights"])
+
+
 class Predictor:
     model_version: str               # registry version, run id or directory name
     taxonomy_version: str
@@ -225,10 +236,14 @@ class Predictor:
                 runtime=runtime,
                 threads=threads,
             )
-            return cls(backend, heads, model_version, str(config_data.get("taxonomy_version")), "transformer")
-        model = SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32)  # stored fp16 or fp32
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        return cls.from_transformer(model, tokenizer, model_version)
+            predictor = cls(backend, heads, model_version, str(config_data.get("taxonomy_version")), "transformer")
+        else:
+            model = SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32)  # stored fp16 or fp32
+            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            predictor = cls.from_transformer(model, tokenizer, model_version)
+        if config_data.get("blend"):
+            predictor.backend = blended_backend(predictor.backend, model_dir, config_data["blend"])
+        return predictor
 
     @classmethod
     def from_transformer(cls, model, tokenizer, model_version: str) -> Predictor:

@@ -201,6 +201,12 @@ class TransformerSettings(_Strict):
         "(intent) or the mean over every head (keeps an epoch where intent peaks but other heads lag from winning).",
     )
     logging_steps: int = Field(default=10, ge=1, description="Log the training loss every N steps.")
+    blend_tfidf: BaselineSettings | None = Field(
+        default=None,
+        description="Also fit the TF-IDF baseline with these settings on the training split and serve, per head, "
+        "w x transformer + (1 - w) x TF-IDF probabilities, w chosen on validation (training/blend.py). None: the "
+        "transformer alone.",
+    )
     domain_adaptation: DomainAdaptation | None = Field(
         default=None,
         description="Before fine-tuning, continue masked-LM training of the encoder (after extend_vocabulary, "

@@ -26,6 +26,7 @@ from data.taxonomy import Taxonomy, load_taxonomy
 from training.encoders import resolve_base_model
 from training.errors import RecipeTaxonomyError
 from training.best_epoch import KeepBestEpoch
+from training.blend import BLEND_DIR, choose_blend_weights
 from training.evaluate import EvaluationReport, evaluate_posts, write_report
 from training.partial_labels import labelled_rows
 from training.predict import Predictor
@@ -193,12 +194,17 @@ def train_transformer(
             data.texts("validation"), settings.per_device_eval_batch_size
         )
         set_thresholds(model.config.heads, validation, data.targets("validation"))
+        # Before trimming the vocabulary: the blend is chosen on the probabilities that will be served,
+        # and trimming leaves Latin-script predictions unchanged (tests/test_lean_vocabulary.py).
+        blended = fit_blend(recipe, taxonomy, data, model.config, validation) if settings.blend_tfidf is not None else None
         if settings.lean_vocabulary == "latin":
             before = len(tokenizer)
             model, tokenizer, kept = trim_vocabulary(model, tokenizer)
             print(f"Vocabulary: kept {kept} of {before} pieces (Latin script)", flush=True)
         model_dir = run_dir / "model"
         save_model(model, tokenizer, model_dir, settings.storage_dtype)
+        if blended is not None:
+            blended.save(model_dir / BLEND_DIR)
         (model_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
         return evaluate_and_record(recipe, data, run, run_dir, model_dir, run_name, train_seconds)
 
@@ -212,6 +218,33 @@ def save_model(model, tokenizer, model_dir: Path, storage_dtype: str) -> None:
     model.to(dtype).save_pretrained(model_dir)
     model.to(torch.float32)
     tokenizer.save_pretrained(model_dir)
+
+
+def fit_blend(recipe: TrainRecipe, taxonomy: Taxonomy, data: TrainingData, config, validation: dict[str, np.ndarray]):
+    """Fit the TF-IDF baseline on the training split and choose each head's blend weight on
+    validation (training/blend.py); the weights and the tuned thresholds go into `config`. Returns
+    the baseline, to be saved in the model directory."""
+    import mlflow
+
+    from training.baseline import fit_baseline
+    from training.model import head_specs
+
+    started = time.perf_counter()
+    baseline = fit_baseline(data.texts("train"), data.targets("train"), head_specs(taxonomy),
+                            recipe.transformer.blend_tfidf, taxonomy.version, recipe.seed)
+    baseline_validation = baseline.predict_proba(data.texts("validation"))
+    # The baseline's own thresholds too, so that its folder is a model that loads on its own.
+    set_thresholds(baseline.heads, baseline_validation, data.targets("validation"))
+    chosen = choose_blend_weights(config.heads, validation, baseline_validation, data.targets("validation"))
+    config.blend = {"baseline": BLEND_DIR, "weights": {name: choice["weight"] for name, choice in chosen.items()}}
+    for name, choice in chosen.items():
+        print(f"Blend of {name}: {choice['weight']:.1f} x transformer + {1 - choice['weight']:.1f} x TF-IDF, validation "
+              f"macro-F1 {choice['validation_macro_f1']:.3f} (transformer alone {choice['transformer_only_macro_f1']:.3f})",
+              flush=True)
+    print(f"Blend: TF-IDF fitted and weights chosen in {time.perf_counter() - started:.0f} s", flush=True)
+    if mlflow.active_run() is not None:
+        mlflow.log_params({f"blend_weight.{name}": choice["weight"] for name, choice in chosen.items()})
+    return baseline
 
 
 def adapt_to_domain(

@@ -62,6 +62,7 @@ from serving.schemas import (
     TextPrediction,
 )
 from serving import edge, openapi
+from serving.heap import HeapTrimmer
 from serving.security import RequestGuard
 from serving.settings import ServingSettings, classifier_workers_from_env
 from serving.store import PredictionStore, StoreUnavailable
@@ -134,6 +135,7 @@ class Classifier:
         self.predictor.predict(["avvio del servizio"])
         self.metrics = PredictionMetrics()
         self._model_lock = threading.Lock()
+        self._heap = HeapTrimmer()
         log_event("classifier_ready", model=settings.model, model_version=self.predictor.model_version,
                   taxonomy_version=self.predictor.taxonomy_version, runtime=self.predictor.runtime,
                   workers=settings.classifier_workers, threads=settings.model_threads)
@@ -153,6 +155,7 @@ class Classifier:
         # waits here rather than running beside it, two sets of threads on the same cores.
         with self._model_lock:
             predictions = self.predictor.predict(texts, batch_size=PREDICT_CHUNK)
+            self._heap.maybe_trim()  # under the lock: no model call is allocating meanwhile
         self.metrics.predicted(predictions)
         return [
             TextPrediction(

@@ -10,7 +10,9 @@ is read, so a crisis also ends when its posts simply stop coming.
 Rates count distinct authors, not posts: one author weighs one however many posts they send, so a
 client that floods the endpoint with invented post ids under one author (or with no author at
 all: anonymous posts count as one author per channel) cannot declare a crisis. The author is the
-customer id, else the channel and handle (serving.pipeline.author_key).
+customer id, else the channel and handle (serving.pipeline.author_key). A key holder who also
+invents authors is bounded by `max_authors_per_client`: one API key adds at most that many authors
+to a window (serving.security.client_key identifies the key without storing it).
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ class CrisisMonitor:
         window_start = now - config.window
         counts = self._window(session, intent, now)
         window_count = counts.authors
-        baseline_count = self._store.count_signals(session, intent, window_start - config.baseline, window_start).authors
+        baseline_count = self._store.count_signals(session, intent, window_start - config.baseline, window_start,
+                                                   config.max_authors_per_client).authors
         baseline_rate = max(baseline_count / config.baseline_hours, config.baseline_floor_per_hour)
         window_rate = window_count / self._window_hours
 
@@ -111,7 +114,8 @@ class CrisisMonitor:
         )
 
     def _window(self, session: Session, intent: str, now: datetime) -> WindowCount:
-        return self._store.count_signals(session, intent, now - self._config.window, now)
+        return self._store.count_signals(session, intent, now - self._config.window, now,
+                                         self._config.max_authors_per_client)
 
     def _view(self, session: Session, episode: CrisisEpisode, counts: WindowCount) -> CrisisView:
         flagged = session.scalar(

@@ -268,18 +268,19 @@ class RoutingPipeline:
         )
 
     def route(self, posts: Sequence[Post], predictions: Mapping[str, Predictions], identity: ModelIdentity | None,
-              now: datetime) -> RouteResponse:
+              now: datetime, client_key: str | None = None) -> RouteResponse:
         """Route posts at `now`. `predictions` holds, by post id, those of `posts_to_predict(posts)`;
         the other posts get their stored result. New posts are routed together: crisis signals first
-        (a post counts towards the crisis it may trigger), then the rules, then one store write."""
+        (a post counts towards the crisis it may trigger), then the rules, then one store write.
+        `client_key` identifies the API key that sent them (serving.security.client_key)."""
         if identity is not None:
             self._check_identity(identity)
         try:
-            results, versions = self._route_once(posts, predictions, identity, now)
+            results, versions = self._route_once(posts, predictions, identity, now, client_key)
         except IntegrityError:
             # Another request stored one of these ids between our read and our write (PostgreSQL;
             # SQLite writers take turns): route again, now with its result stored.
-            results, versions = self._route_once(posts, predictions, identity, now)
+            results, versions = self._route_once(posts, predictions, identity, now, client_key)
 
         for post, result in zip(posts, results):
             if result.replayed:
@@ -299,7 +300,7 @@ class RoutingPipeline:
                              routing_version=routing_version, results=results)
 
     def _route_once(self, posts: Sequence[Post], predictions: Mapping[str, Predictions],
-                    identity: ModelIdentity | None, now: datetime) -> tuple[list[RoutedPost], tuple[str, str, str]]:
+                    identity: ModelIdentity | None, now: datetime, client_key: str | None = None) -> tuple[list[RoutedPost], tuple[str, str, str]]:
         # One transaction: the crisis state and the posts it escalates are stored together, and (on
         # SQLite, where it begins with the write lock) no other request stores these ids meanwhile.
         with self.store.session() as session:
@@ -317,7 +318,8 @@ class RoutingPipeline:
                 intent = negative_intent(predictions[post.id], self.rules)
                 if intent is not None:
                     signals.append(Signal(post_id=post.id, intent=intent, observed_at=now,
-                                          author_key=author_key(post), conversation_key=conversation_key(post)))
+                                          author_key=author_key(post), conversation_key=conversation_key(post),
+                                          client_key=client_key))
             active_crises = self.crisis.observe(session, signals, now) if signals else {}
             by_id: dict[str, RoutedPost] = {post_id: self._replayed(row) for post_id, row in stored.items()}
             for post in new.values():

@@ -272,6 +272,12 @@ class CrisisConfig(_Strict):
     baseline_multiple: float = Field(ge=1, description="The window rate must also be this multiple of the baseline.")
     baseline_floor_per_hour: float = Field(ge=0, description="Lowest baseline used, so a quiet intent needs a real spike.")
     end_rate_per_hour: float = Field(ge=0, description="A crisis ends when the window rate falls below this.")
+    max_authors_per_client: int | None = Field(
+        default=None, ge=1,
+        description="Distinct authors one API key can add to a window (None: no bound). Set it when several keys "
+        "send posts, so that one key inventing authors cannot declare a crisis alone; leave it unset when a single "
+        "care platform sends everything, or no crisis could ever start.",
+    )
 
     @model_validator(mode="after")
     def _hysteresis(self) -> CrisisConfig:

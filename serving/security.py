@@ -7,10 +7,12 @@ Content-Length (or sends none, chunked) is stopped at the limit as well.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 from serving.settings import ServingSettings
@@ -27,6 +29,16 @@ OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz"})
 logger = logging.getLogger("smista.serving.security")
 
 
+# The API key of the request being handled, as client_key() gives it: set by RequestGuard, read by the
+# handlers (a context variable follows the request into the handler and its worker threads).
+CURRENT_CLIENT: ContextVar[str | None] = ContextVar("smista_current_client", default=None)
+
+
+def client_key(api_key: bytes) -> str:
+    """A stable id of an API key that reveals nothing usable of it (16 hex digits of its SHA-256)."""
+    return hashlib.sha256(b"smista-client:" + api_key).hexdigest()[:16]
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, settings: ServingSettings | None = None):
         self.app = app
@@ -40,8 +52,9 @@ class RequestGuard:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
+        client = None
         if self._require_key:
-            failure = self._key_failure(scope)
+            failure, client = self._key_failure(scope)
             if failure is not None:
                 logger.warning(json.dumps({"event": "auth_rejected", "path": scope["path"], "reason": failure}))
                 await _respond(send, 401, {"error": failure}, {"www-authenticate": 'ApiKey header="X-API-Key"'})
@@ -54,22 +67,28 @@ class RequestGuard:
         if not complete:
             await _respond(send, 413, {"error": self._too_large(None)})
             return
-        await self.app(scope, _replay(body, receive), send)
+        token = CURRENT_CLIENT.set(client)
+        try:
+            await self.app(scope, _replay(body, receive), send)
+        finally:
+            CURRENT_CLIENT.reset(token)
 
-    def _key_failure(self, scope: Scope) -> str | None:
+    def _key_failure(self, scope: Scope) -> tuple[str | None, str | None]:
+        """(why the request is refused, or None; the client_key of the matching key)."""
         presented = _header(scope, b"x-api-key")
         if presented is None:
             authorization = _header(scope, b"authorization")
             if authorization is not None and authorization.lower().startswith("bearer "):
                 presented = authorization[7:].strip()
         if not presented:
-            return "missing API key: send it in the X-API-Key header (or Authorization: Bearer <key>)"
+            return "missing API key: send it in the X-API-Key header (or Authorization: Bearer <key>)", None
         candidate = presented.encode()
         # Compare against every key, without stopping early, so timing says nothing about which.
-        matched = False
+        matched = None
         for key in self._keys:
-            matched |= hmac.compare_digest(candidate, key)
-        return None if matched else "wrong API key"
+            if hmac.compare_digest(candidate, key):
+                matched = key
+        return (None, client_key(matched)) if matched is not None else ("wrong API key", None)
 
     async def _read_body(self, receive: Receive) -> tuple[bytes, bool]:
         chunks: list[bytes] = []

@@ -63,7 +63,7 @@ from serving.schemas import (
 )
 from serving import edge, openapi
 from serving.heap import HeapTrimmer
-from serving.security import RequestGuard
+from serving.security import CURRENT_CLIENT, RequestGuard
 from serving.settings import ServingSettings, classifier_workers_from_env
 from serving.store import PredictionStore, StoreUnavailable
 
@@ -273,7 +273,8 @@ class Router:
             predictions, identity = await self._predict([post.text for post in new]) if new else ([], None)
             now = datetime.now(timezone.utc)
             by_id = {post.id: prediction for post, prediction in zip(new, predictions, strict=True)}
-            return await anyio.to_thread.run_sync(self.pipeline.route, validated, by_id, identity, now)
+            return await anyio.to_thread.run_sync(self.pipeline.route, validated, by_id, identity, now,
+                                                  CURRENT_CLIENT.get())
         except RequestRejected as exc:
             return _rejection(exc)
         except StoreUnavailable as exc:

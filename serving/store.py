@@ -189,6 +189,9 @@ class NegativeSignal(Base):
     # distinct authors. Null on rows from before 0002: each of those counts as its own author.
     author_key: Mapped[str | None] = mapped_column(String(64))
     conversation_key: Mapped[str | None] = mapped_column(String(64))
+    # A hash of the API key that sent the post (serving.security.client_key); null without keys and
+    # on rows from before 0003. A crisis can bound how many authors one key contributes.
+    client_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("post_id", "intent", name="one_signal_per_post_and_intent"),
@@ -203,6 +206,7 @@ class Signal:
     observed_at: datetime
     author_key: str | None = None
     conversation_key: str | None = None
+    client_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,25 +314,33 @@ class PredictionStore:
         insert = _dialect_insert(self.engine)
         statement = insert(NegativeSignal).values([
             {"post_id": s.post_id, "intent": s.intent, "observed_at": s.observed_at,
-             "author_key": s.author_key, "conversation_key": s.conversation_key}
+             "author_key": s.author_key, "conversation_key": s.conversation_key, "client_key": s.client_key}
             for s in signals
         ]).on_conflict_do_nothing(index_elements=["post_id", "intent"])
         session.execute(statement)
 
     @staticmethod
-    def count_signals(session: Session, intent: str, since: datetime, until: datetime) -> WindowCount:
+    def count_signals(session: Session, intent: str, since: datetime, until: datetime,
+                      max_authors_per_client: int | None = None) -> WindowCount:
         """Signals on `intent` with since < observed_at <= until: posts, distinct authors (a signal
         without an author key, from before migration 0002, counts as its own author) and distinct
-        conversations."""
+        conversations. With `max_authors_per_client`, each API key's distinct authors count up to
+        that many (signals without a client key, from before 0003 or a server without keys, count
+        without a bound)."""
         author = func.coalesce(NegativeSignal.author_key, literal("post:") + NegativeSignal.post_id)
+        in_window = (NegativeSignal.intent == intent, NegativeSignal.observed_at > since, NegativeSignal.observed_at <= until)
         posts, authors, conversations = session.execute(
             select(func.count(), func.count(func.distinct(author)), func.count(func.distinct(NegativeSignal.conversation_key)))
-            .where(
-                NegativeSignal.intent == intent,
-                NegativeSignal.observed_at > since,
-                NegativeSignal.observed_at <= until,
-            )
+            .where(*in_window)
         ).one()
+        if max_authors_per_client is not None and authors:
+            # An author seen from two keys counts under each: the bound is on what one key can add.
+            per_client = session.execute(
+                select(NegativeSignal.client_key, func.count(func.distinct(author))).where(*in_window)
+                .group_by(NegativeSignal.client_key)
+            ).all()
+            bounded = sum(count if client is None else min(count, max_authors_per_client) for client, count in per_client)
+            authors = min(authors, bounded)
         return WindowCount(posts=posts or 0, authors=authors or 0, conversations=conversations or 0)
 
     def human_triage_rate(self, since: datetime) -> tuple[int, float | None]:

@@ -132,6 +132,28 @@ def test_one_author_weighs_one_however_many_posts(store):
     assert (crisis.window_count, crisis.window_posts, crisis.window_conversations) == (5, 64, 1)
 
 
+def test_one_key_adds_at_most_its_share_of_authors(store):
+    """A key holder who also invents authors: 40 made-up authors from one key, bounded to 3."""
+    bounded = CRISIS.model_copy(update={"max_authors_per_client": 3})
+    monitor = CrisisMonitor(store, bounded)
+    for index in range(40):
+        at = T0 + timedelta(seconds=5 * index)
+        signal = Signal(f"invented-{index}", "assistenza_tecnica", at, author_key=f"a-made-up-{index}", client_key="key-a")
+        assert observe(monitor, store, [signal], at) == {}
+    with store.session() as session:
+        window = (T0 - timedelta(minutes=1), T0 + timedelta(minutes=5))
+        assert store.count_signals(session, "assistenza_tecnica", *window).authors == 40  # unbounded
+        assert store.count_signals(session, "assistenza_tecnica", *window, max_authors_per_client=3).authors == 3
+    # A second platform's key adds its own author: 3 + 1 = 4, still no crisis (5 needed, 30/h).
+    at = T0 + timedelta(minutes=4)
+    other = Signal("other-0", "assistenza_tecnica", at, author_key="a-other-0", client_key="key-b")
+    assert observe(monitor, store, [other], at) == {}
+    # A signal without a key (a server without keys, or stored before migration 0003) is not bounded: 5.
+    at = T0 + timedelta(minutes=4, seconds=10)
+    views = observe(monitor, store, [Signal("no-key-0", "assistenza_tecnica", at, author_key="a-no-key-0")], at)
+    assert (views["assistenza_tecnica"].window_count, views["assistenza_tecnica"].window_posts) == (5, 42)
+
+
 def test_the_crisis_survives_a_restart(database_url):
     first = PredictionStore(database_url)
     spike(CrisisMonitor(first, CRISIS), first, "fatturazione", 6, T0, timedelta(seconds=30))

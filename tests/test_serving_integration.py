@@ -28,6 +28,9 @@ pytestmark = pytest.mark.slow
 
 KEY = "integration-key-0123456789"
 HEADERS = {"X-API-Key": KEY}
+# A second care platform's key: the crisis bounds what one key can add (MAX_AUTHORS_PER_CLIENT).
+OTHER_KEY = "integration-key-other-9876543210"
+MAX_AUTHORS_PER_CLIENT = 10
 # The window must hold this many posts to start a crisis: more than all the posts the other tests
 # route, so that only the spike can start it.
 CRISIS_POSTS = 15
@@ -92,7 +95,8 @@ def write_routing_config(scenario, path) -> str:
     raw["reply"]["private_for_intents"] = []
     raw["crisis"].update(negative_sentiments=[scenario["spike_sentiment"]], excluded_intents=[], window_minutes=10,
                          baseline_hours=24, start_rate_per_hour=CRISIS_POSTS * 6, baseline_multiple=4,
-                         baseline_floor_per_hour=1.0, end_rate_per_hour=6)
+                         baseline_floor_per_hour=1.0, end_rate_per_hour=6,
+                         max_authors_per_client=MAX_AUTHORS_PER_CLIENT)
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return closed_day
 
@@ -101,7 +105,7 @@ def write_routing_config(scenario, path) -> str:
 def server(model_dir, scenario, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("serve")
     closed_day = write_routing_config(scenario, workdir / "routing.yaml")
-    env = {"SMISTA_ROUTING_CONFIG": str(workdir / "routing.yaml"), "SMISTA_API_KEYS": KEY}
+    env = {"SMISTA_ROUTING_CONFIG": str(workdir / "routing.yaml"), "SMISTA_API_KEYS": f"{KEY},{OTHER_KEY}"}
     with LocalServer(str(model_dir), extra_env=env, workdir=workdir, startup_timeout=150) as running:
         running.closed_day = closed_day
         yield running
@@ -427,15 +431,28 @@ def test_a_flood_from_one_author_declares_no_crisis(http, scenario):
     assert all(crisis["intent"] != scenario["spike_intent"] for crisis in report["active"])
 
 
-def test_a_simulated_crisis_spike_escalates_to_management_and_shows_in_crisis(http, scenario):
+def test_a_key_inventing_authors_declares_no_crisis(http, scenario):
+    """A key holder sends twice the threshold of negative posts, each under a made-up author: that
+    key adds at most MAX_AUTHORS_PER_CLIENT authors to the window, fewer than a crisis needs."""
+    routes = [route(http, {"id": f"invented-{n}", "text": SPIKE_TEXT, "channel": "twitter",
+                           "author": {"handle": f"@inventato{n}"}})[0]
+              for n in range(2 * CRISIS_POSTS)]
+    assert not any(r["crisis"] for r in routes)
+    report = http.get("/crisis").json()
+    assert all(crisis["intent"] != scenario["spike_intent"] for crisis in report["active"])
+
+
+def test_a_simulated_crisis_spike_escalates_to_management_and_shows_in_crisis(http, server, scenario):
     before = http.get("/crisis").json()
     assert all(crisis["intent"] != scenario["spike_intent"] for crisis in before["active"])
-    # One request per post and author, as they would arrive. Earlier tests routed posts on the same
-    # intent from a few authors (the flooder among them, who counts once): the crisis starts by the
-    # 15th spike post at the latest.
-    routes = [route(http, {"id": f"spike-{n}", "text": SPIKE_TEXT, "channel": "twitter",
-                           "author": {"handle": f"@cliente{n}"}})[0]
-              for n in range(CRISIS_POSTS + 2)]
+    # One request per post and author, as they would arrive, from two care platforms (two keys):
+    # each key adds at most MAX_AUTHORS_PER_CLIENT authors, together they pass the threshold. The
+    # first key may have used its share in the tests above already.
+    other = httpx.Client(base_url=server.url, headers={"X-API-Key": OTHER_KEY}, timeout=60.0)
+    routes = [route(other if n % 2 else http, {"id": f"spike-{n}", "text": SPIKE_TEXT, "channel": "twitter",
+                                               "author": {"handle": f"@cliente{n}"}})[0]
+              for n in range(CRISIS_POSTS + 4)]
+    other.close()
     assert not routes[0]["crisis"]
     assert routes[-1]["crisis"] and routes[-2]["crisis"]
     escalated = routes[-1]

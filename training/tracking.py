@@ -32,6 +32,25 @@ BASELINE_REQUIREMENTS = ("scikit-learn", "scipy", "joblib", "numpy", "pydantic",
 
 
 
+def health_failure(uri: str, timeout_s: float = REACHABILITY_TIMEOUT_S) -> str | None:
+    """Why an HTTP tracking server does not answer /health now, or None when it does (or the URI
+    is not HTTP): the one probe behind the check before a run and the diagnosis during one."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+            if response.status != 200:
+                return f"MLflow tracking server {uri} answered {response.status} on /health"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return (
+            f"MLflow tracking server {uri} is not reachable ({reason}). Start one with `smista mlflow server`, "
+            "or point MLFLOW_TRACKING_URI (or the recipe's tracking.tracking_uri) at a running server or at "
+            f"a local database such as {DEFAULT_TRACKING_URI}."
+        )
+    return None
+
+
 def check_tracking_server(uri: str, timeout_s: float = REACHABILITY_TIMEOUT_S) -> None:
     """Fail in seconds, naming the URI, when an HTTP tracking server does not answer.
 
@@ -40,18 +59,9 @@ def check_tracking_server(uri: str, timeout_s: float = REACHABILITY_TIMEOUT_S) -
     created, since SQLite will not create it.
     """
     if uri.startswith(("http://", "https://")):
-        health = uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(health, timeout=timeout_s) as response:
-                if response.status != 200:
-                    raise TrackingServerError(f"MLflow tracking server {uri} answered {response.status} on /health")
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TrackingServerError(
-                f"MLflow tracking server {uri} is not reachable ({reason}). Start one with `smista mlflow server`, "
-                "or point MLFLOW_TRACKING_URI (or the recipe's tracking.tracking_uri) at a running server or at "
-                f"a local database such as {DEFAULT_TRACKING_URI}."
-            ) from None
+        failure = health_failure(uri, timeout_s)
+        if failure is not None:
+            raise TrackingServerError(failure)
         # Once the server answered, keep MLflow's retries short: a server that dies mid-run should
         # stop the run within a minute, not after the default backoff of several minutes.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -230,17 +240,6 @@ def _end_run_quietly(status: str) -> None:
         pass
 
 
-def server_answers(uri: str, timeout_s: float = REACHABILITY_TIMEOUT_S) -> bool:
-    """Whether an HTTP tracking server answers /health now (always True for other URIs)."""
-    if not uri.startswith(("http://", "https://")):
-        return True
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def tracking_lost(uri: str, run_id: str, exc: Exception, model_dir: Path) -> Exception:
     """The error for an MLflow call that failed during a run: a TrackingServerError naming the URI
     when the server no longer answers, else `exc` itself (a real MLflow error, e.g. a bad value).
@@ -248,7 +247,7 @@ def tracking_lost(uri: str, run_id: str, exc: Exception, model_dir: Path) -> Exc
     Registration is the last step of a run (log_results), and MLflow creates a model version only
     after its files are uploaded; a server lost before that leaves no version, so the message can
     say that nothing was registered."""
-    if server_answers(uri):
+    if health_failure(uri) is None:
         return exc
     saved = (f"The trained model is saved in {model_dir}." if (model_dir / "config.json").is_file() or (model_dir / "recipe.yaml").is_file()
              else "Training stopped before the model was saved.")

@@ -33,6 +33,6 @@ else
     pip_args+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
 echo "install: installing into .venv (a few minutes on a fresh machine)"
-.venv/bin/python -m pip install "${pip_args[@]}" -e '.[dev]'
+.venv/bin/python -m pip install "${pip_args[@]}" -e '.[dev,ray]'
 .venv/bin/python -m pip check
 echo "$wanted" > "$stamp"

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from data.jsonl import LineError, iter_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
@@ -33,6 +33,7 @@ from serving.model_source import PREDICT_CHUNK, load_checked_predictor
 from serving.pipeline import ModelIdentity, RequestRejected, RoutingPipeline
 from serving.routing_config import DEFAULT_ROUTING_PATH
 from serving.rules import load_routing_rules
+from serving.schemas import RoutedPost
 from serving.store import PredictionStore
 
 AsOf = Literal["created_at", "now"]
@@ -103,16 +104,9 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
                 predicted = predictor.predict([post.text for post in new], batch_size=PREDICT_CHUNK) if new else []
                 by_id = {post.id: prediction for post, prediction in zip(new, predicted, strict=True)}
                 for post in chunk:
-                    now = _as_of(post, config.as_of)
+                    now = as_of_time(post, config.as_of)
                     routed = _conflicts_named(config.input_path, pipeline.route, [post], by_id, identity, now).results[0]
-                    output.write(json.dumps({
-                        "id": routed.id,
-                        "predictions": {head: value.model_dump() for head, value in routed.predictions.items()},
-                        "route": routed.route.model_dump(mode="json"),
-                        "model_version": identity.model_version,
-                        "taxonomy_version": identity.taxonomy_version,
-                        "routing_version": rules.version,
-                    }, ensure_ascii=False) + "\n")
+                    output.write(json.dumps(output_record(routed, identity, rules.version), ensure_ascii=False) + "\n")
                 report.scored += len(chunk)
                 bar.update(len(chunk))
         os.replace(temporary, config.output_path)
@@ -143,7 +137,19 @@ def _conflicts_named(path: Path, call, *args):
         raise BatchConflict(f"{path}: {exc.message}: {details}") from None
 
 
-def _as_of(post: Post, as_of: AsOf) -> datetime:
+def output_record(routed: RoutedPost, identity: ModelIdentity, routing_version: str) -> dict[str, Any]:
+    """One scored post as an archive job writes it (this command's line, `smista score`'s row)."""
+    return {
+        "id": routed.id,
+        "predictions": {head: value.model_dump() for head, value in routed.predictions.items()},
+        "route": routed.route.model_dump(mode="json"),
+        "model_version": identity.model_version,
+        "taxonomy_version": identity.taxonomy_version,
+        "routing_version": routing_version,
+    }
+
+
+def as_of_time(post: Post, as_of: AsOf) -> datetime:
     if as_of == "created_at" and post.created_at is not None:
         return post.created_at
     return datetime.now(timezone.utc)

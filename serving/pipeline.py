@@ -268,19 +268,21 @@ class RoutingPipeline:
         )
 
     def route(self, posts: Sequence[Post], predictions: Mapping[str, Predictions], identity: ModelIdentity | None,
-              now: datetime, client_key: str | None = None) -> RouteResponse:
+              now: datetime, client_key: str | None = None,
+              pii_kinds: Mapping[str, list[str]] | None = None) -> RouteResponse:
         """Route posts at `now`. `predictions` holds, by post id, those of `posts_to_predict(posts)`;
         the other posts get their stored result. New posts are routed together: crisis signals first
         (a post counts towards the crisis it may trigger), then the rules, then one store write.
-        `client_key` identifies the API key that sent them (serving.security.client_key)."""
+        `client_key` identifies the API key that sent them (serving.security.client_key).
+        `pii_kinds`: by post id, the personal data kinds found beforehand (rules.private_data_kinds)."""
         if identity is not None:
             self._check_identity(identity)
         try:
-            results, versions = self._route_once(posts, predictions, identity, now, client_key)
+            results, versions = self._route_once(posts, predictions, identity, now, client_key, pii_kinds)
         except IntegrityError:
             # Another request stored one of these ids between our read and our write (PostgreSQL;
             # SQLite writers take turns): route again, now with its result stored.
-            results, versions = self._route_once(posts, predictions, identity, now, client_key)
+            results, versions = self._route_once(posts, predictions, identity, now, client_key, pii_kinds)
 
         for post, result in zip(posts, results):
             if result.replayed:
@@ -300,7 +302,8 @@ class RoutingPipeline:
                              routing_version=routing_version, results=results)
 
     def _route_once(self, posts: Sequence[Post], predictions: Mapping[str, Predictions],
-                    identity: ModelIdentity | None, now: datetime, client_key: str | None = None) -> tuple[list[RoutedPost], tuple[str, str, str]]:
+                    identity: ModelIdentity | None, now: datetime, client_key: str | None = None,
+                    pii_kinds: Mapping[str, list[str]] | None = None) -> tuple[list[RoutedPost], tuple[str, str, str]]:
         # One transaction: the crisis state and the posts it escalates are stored together, and (on
         # SQLite, where it begins with the write lock) no other request stores these ids meanwhile.
         with self.store.session() as session:
@@ -323,7 +326,8 @@ class RoutingPipeline:
             active_crises = self.crisis.observe(session, signals, now) if signals else {}
             by_id: dict[str, RoutedPost] = {post_id: self._replayed(row) for post_id, row in stored.items()}
             for post in new.values():
-                decision = route_post(post, predictions[post.id], self.rules, now, active_crises)
+                decision = route_post(post, predictions[post.id], self.rules, now, active_crises,
+                                      pii_kinds=(pii_kinds or {}).get(post.id))
                 outputs = {head: head_output(p) for head, p in predictions[post.id].items()}
                 by_id[post.id] = RoutedPost(id=post.id, predictions=outputs, route=decision)
                 session.add(self._row(post, outputs, decision, identity, now))

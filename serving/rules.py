@@ -77,14 +77,22 @@ def negative_intent(predictions: Mapping[str, HeadPredictionLike], rules: Routin
     return None
 
 
+def private_data_kinds(text: str, rules: RoutingRules) -> list[str]:
+    """The kinds of personal data in `text` that make the reply private (routing.yaml, reply)."""
+    return sorted({match.kind for match in find_pii(text, kinds=rules.config.reply.private_for_pii)})
+
+
 def route_post(
     post: Post,
     predictions: Mapping[str, HeadPredictionLike],
     rules: RoutingRules,
     now: datetime,
     active_crises: Mapping[str, CrisisView] | None = None,
+    pii_kinds: list[str] | None = None,
 ) -> RouteDecision:
-    """Decide queue, priority, deadline, tier and reply channel for one post, with the reasons."""
+    """Decide queue, priority, deadline, tier and reply channel for one post, with the reasons.
+    `pii_kinds`: `private_data_kinds(post.text, rules)` when the caller found them already (an
+    archive job finds them in its workers, beside the model)."""
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware: service hours and deadlines depend on it")
     _check_heads(predictions, rules)
@@ -170,7 +178,8 @@ def route_post(
             confidences={"intent": _round(predictions["intent"].confidence)},
         ))
 
-    pii_kinds = sorted({match.kind for match in find_pii(post.text, kinds=config.reply.private_for_pii)})
+    if pii_kinds is None:
+        pii_kinds = private_data_kinds(post.text, rules)
     reply_channel = "public" if public else "private"
     if not public:
         reasons.append(Reason(rule="private_post", effect=f"the post came privately on {post.channel}: reply privately"))

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smista.mlflow_commands",
     "smista.label_commands",
     "smista.serve_commands",
+    "smista.score_commands",
 )
 
 

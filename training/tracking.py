@@ -138,7 +138,7 @@ def download_model(uri: str, tracking_uri: str | None = None) -> tuple[Path, str
     from mlflow.models import Model
 
     use_tracking_uri(tracking_uri)
-    version = _version_of(uri)
+    version = model_version_of(uri)
     try:
         logged = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except MlflowException as exc:
@@ -151,7 +151,7 @@ def download_model(uri: str, tracking_uri: str | None = None) -> tuple[Path, str
     return logged / artifacts[MLFLOW_ARTIFACT_KEY]["path"], version
 
 
-def _version_of(uri: str) -> str:
+def model_version_of(uri: str) -> str:
     """"smista-classifier/3" for models:/ URIs (aliases resolved), the run id for runs:/ URIs."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException

@@ -212,6 +212,7 @@ class PostValidator:
         if max_text_chars < 1:
             raise ValueError(f"max_text_chars must be positive, got {max_text_chars}")
         self.taxonomy = taxonomy
+        self.max_text_chars = max_text_chars
         self._context = _ValidationContext(taxonomy=taxonomy, max_text_chars=max_text_chars)
 
     def validate(self, raw: Any) -> Post:

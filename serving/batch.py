@@ -143,6 +143,7 @@ def output_record(routed: RoutedPost, identity: ModelIdentity, routing_version: 
         "id": routed.id,
         "predictions": {head: value.model_dump() for head, value in routed.predictions.items()},
         "route": routed.route.model_dump(mode="json"),
+        "history": routed.history.model_dump(mode="json") if routed.history is not None else None,
         "model_version": identity.model_version,
         "taxonomy_version": identity.taxonomy_version,
         "routing_version": routing_version,

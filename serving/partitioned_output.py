@@ -48,6 +48,7 @@ ROUTE_COLUMNS: dict[str, pa.DataType] = {
     "crisis_id": pa.int64(),
     "pii": pa.list_(pa.string()),
     "reasons": pa.string(),
+    "suggested_reply": pa.string(),
 }
 
 
@@ -74,6 +75,7 @@ def parquet_schema(heads: Iterable[str]) -> pa.Schema:
             pa.field(f"{head}_confidence", pa.float64()),
         ]
     fields += [pa.field(name, kind) for name, kind in ROUTE_COLUMNS.items()]
+    fields.append(pa.field("history", pa.string()))  # the author's contact history as JSON, null when anonymous
     return pa.schema(fields)
 
 
@@ -89,6 +91,8 @@ def flat_row(record: dict[str, Any], heads: Iterable[str]) -> dict[str, Any]:
     for name in ROUTE_COLUMNS:
         row[name] = route.get(name)
     row["reasons"] = json.dumps(route["reasons"], ensure_ascii=False)
+    history = record.get("history")
+    row["history"] = json.dumps(history, ensure_ascii=False) if history is not None else None
     if row["sla_deadline"] is not None:
         row["sla_deadline"] = datetime.fromisoformat(row["sla_deadline"])
     return row
@@ -104,22 +108,28 @@ class PartitionedOutput:
         self.heads = tuple(heads)
         self.schema = parquet_schema(self.heads)
 
+    def check(self, manifest: dict[str, Any]) -> None:
+        """Refuse to resume here a job planned otherwise, naming what differs (nothing is written)."""
+        path = self.directory / MANIFEST
+        if not path.is_file():
+            return
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        differences = [key for key in sorted(set(previous) | set(manifest)) if previous.get(key) != manifest.get(key)]
+        if differences:
+            raise OutputMismatch(
+                f"{self.directory} holds a job with other {', '.join(differences)} "
+                f"(see {path}): resume it with the same inputs, model and settings, or score into a new --output"
+            )
+
     def prepare(self, manifest: dict[str, Any]) -> None:
         """Start a job here, or resume the one whose manifest matches; remove the leftovers of a
         killed one (files never renamed into place)."""
+        self.check(manifest)
         self.directory.mkdir(parents=True, exist_ok=True)
         for folder in self._folders():
             folder.mkdir(exist_ok=True)
         path = self.directory / MANIFEST
-        if path.is_file():
-            previous = json.loads(path.read_text(encoding="utf-8"))
-            differences = [key for key in sorted(set(previous) | set(manifest)) if previous.get(key) != manifest.get(key)]
-            if differences:
-                raise OutputMismatch(
-                    f"{self.directory} holds a job with other {', '.join(differences)} "
-                    f"(see {path}): resume it with the same inputs, model and settings, or score into a new --output"
-                )
-        else:
+        if not path.is_file():
             _write_atomically(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         for folder in (self.directory, *self._folders()):
             for stale in folder.glob(f"{_TEMPORARY_PREFIX}*"):
@@ -176,7 +186,19 @@ def _write_atomically(path: Path, content: str | pa.Table) -> None:
             pq.write_table(content, temporary)
         else:
             temporary.write_text(content, encoding="utf-8")
+        # On disk before the rename, and the rename on disk before the next file: after a power cut a
+        # `_done` marker never stands beside a partition file that did not make it.
+        _fsync(temporary)
         os.replace(temporary, path)
+        _fsync(path.parent)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from data.schema import Post, PostValidationError, PostValidator, check_labels, check_text
 from data.taxonomy import Taxonomy
@@ -30,6 +31,7 @@ from serving.crisis import CrisisMonitor
 from serving.rules import HeadPredictionLike, RoutingRules, negative_intent, route_post
 from serving.schemas import (
     ClassifyResponse,
+    ContactHistory,
     FeedbackIn,
     FeedbackReceipt,
     HeadOutput,
@@ -121,6 +123,14 @@ def author_key(post: Post) -> str:
     if post.author is not None and post.author.handle:
         return _sha256(["handle", post.channel, post.author.handle.casefold()])
     return _sha256(["anonymous", post.channel])
+
+
+def known_author_key(post: Post) -> str | None:
+    """author_key for a post that names its author (customer id or handle), None otherwise: an
+    anonymous post has no history, and is nobody's."""
+    if post.customer_id or (post.author is not None and post.author.handle):
+        return author_key(post)
+    return None
 
 
 def conversation_key(post: Post) -> str | None:
@@ -326,11 +336,13 @@ class RoutingPipeline:
             active_crises = self.crisis.observe(session, signals, now) if signals else {}
             by_id: dict[str, RoutedPost] = {post_id: self._replayed(row) for post_id, row in stored.items()}
             for post in new.values():
+                # Earlier posts of this request are in the session: the query flushes them first.
+                history = self._contact_history(session, post, now)
                 decision = route_post(post, predictions[post.id], self.rules, now, active_crises,
-                                      pii_kinds=(pii_kinds or {}).get(post.id))
+                                      pii_kinds=(pii_kinds or {}).get(post.id), history=history)
                 outputs = {head: head_output(p) for head, p in predictions[post.id].items()}
-                by_id[post.id] = RoutedPost(id=post.id, predictions=outputs, route=decision)
-                session.add(self._row(post, outputs, decision, identity, now))
+                by_id[post.id] = RoutedPost(id=post.id, predictions=outputs, route=decision, history=history)
+                session.add(self._row(post, outputs, decision, identity, now, history))
         results, seen = [], set()
         for post in posts:
             result = by_id[post.id]
@@ -343,6 +355,25 @@ class RoutingPipeline:
             row = stored[posts[0].id]
             versions = (row.model_version, row.taxonomy_version, row.routing_version)
         return results, versions
+
+    def _contact_history(self, session: Session, post: Post, now: datetime) -> ContactHistory | None:
+        config = self.rules.config.contact_history
+        key = known_author_key(post)
+        if config is None or key is None:
+            return None
+        earlier = self.store.earlier_contacts(session, key, now - config.lookback, now, post.id)
+        open_problems = [row for row, resolved in earlier if row.intent in config.problem_intents and not resolved]
+        last = earlier[0][0] if earlier else None
+        problem = open_problems[0] if open_problems else None
+        return ContactHistory(
+            contacts=len(earlier),
+            last_contact_at=last.received_at if last else None,
+            last_intent=last.intent if last else None,
+            open_problems=len(open_problems),
+            open_problem_post_id=problem.post_id if problem else None,
+            open_problem_intent=problem.intent if problem else None,
+            open_problem_at=problem.received_at if problem else None,
+        )
 
     def _replayed(self, row: RoutedPostRow) -> RoutedPost:
         """The stored result of a routed post, as /route first returned it (the deadline in the
@@ -357,7 +388,9 @@ class RoutingPipeline:
                 reply_channel=row.reply_channel, out_of_hours=row.out_of_hours, auto_reply=row.auto_reply,
                 crisis=row.crisis_id is not None, crisis_id=row.crisis_id, pii=list(row.pii_kinds),
                 reasons=[Reason.model_validate(reason) for reason in row.reasons],
+                suggested_reply=row.suggested_reply,
             ),
+            history=ContactHistory.model_validate(row.contact_history) if row.contact_history is not None else None,
             replayed=True,
         )
 
@@ -414,7 +447,7 @@ class RoutingPipeline:
             )
 
     def _row(self, post: Post, outputs: dict[str, HeadOutput], decision: RouteDecision,
-             identity: ModelIdentity, now: datetime) -> RoutedPostRow:
+             identity: ModelIdentity, now: datetime, history: ContactHistory | None) -> RoutedPostRow:
         return RoutedPostRow(
             post_id=post.id,
             received_at=now,
@@ -445,4 +478,7 @@ class RoutingPipeline:
             reasons=[reason.model_dump() for reason in decision.reasons],
             auto_reply=decision.auto_reply,
             content_hash=content_hash(post),
+            author_key=known_author_key(post),
+            suggested_reply=decision.suggested_reply,
+            contact_history=history.model_dump(mode="json") if history is not None else None,
         )

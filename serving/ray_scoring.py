@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ import ray.data
 
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
-from serving.archive_shards import DEFAULT_PARTITION_BYTES, Shard, plan_shards, read_shard
+from serving.archive_shards import DEFAULT_PARTITION_BYTES, Shard, SourceFile, expand_sources, plan_sources, read_shard
 from serving.batch import AsOf, as_of_time, output_record
 from serving.model_source import PREDICT_CHUNK, load_checked_predictor, pin_model
 from serving.partitioned_output import PartitionedOutput
@@ -83,6 +84,8 @@ class ScoreReport:
     skipped: int = 0          # finished by an earlier run
     scored: int = 0           # posts written by this run
     rejected: int = 0         # bad rows this run sent to rejects/
+    scored_before: int = 0    # by the earlier runs of the same job
+    rejected_before: int = 0
     seconds: float = 0.0
     actors: int = 0
     model_version: str = ""
@@ -146,73 +149,92 @@ def score_archive(config: ScoreConfig, progress: Callable[[str], None] | None = 
     started = time.perf_counter()
     taxonomy = load_taxonomy(config.taxonomy_path)
     rules = load_routing_rules(config.routing_config_path, taxonomy)
-    shards = plan_shards(config.inputs, config.partition_bytes)
+    sources = expand_sources(config.inputs)
+    _check_output_outside_inputs(config.output_dir, sources)
+    shards = plan_sources(sources, config.partition_bytes)
     model, model_version = pin_model(config.model)
+    database_url = config.database_url or f"sqlite:///{(config.output_dir / STORE_FILE).resolve()}"
     output = PartitionedOutput(config.output_dir, config.formats, taxonomy.field_names)
-    output.prepare({
-        "inputs": sorted({shard.source for shard in shards}),
-        "partitions": len(shards),
+    manifest = {
+        # The plan itself, with each file's size and time: a resume must read the same bytes.
+        "sources": [item.as_dict() for item in sources],
         "partition_bytes": config.partition_bytes,
+        "partitions": [shard.as_dict() for shard in shards],
         "model_version": model_version,
         "runtime": config.runtime,
         "taxonomy_version": taxonomy.version,
         "routing_version": rules.version,
         "as_of": config.as_of,
         "formats": list(config.formats),
-    })
+        "max_text_chars": config.max_text_chars,
+        "store_post_text": config.store_post_text,
+        "database_url": _without_password(database_url),
+    }
+    output.check(manifest)
     report = ScoreReport(partitions=len(shards), model_version=model_version, output_dir=config.output_dir)
     finished = {shard.index: counts for shard in shards if (counts := output.done(shard.name)) is not None}
     report.skipped = len(finished)
+    report.scored_before = sum(counts["scored"] for counts in finished.values())
+    report.rejected_before = sum(counts["rejected"] for counts in finished.values())
     pending = [shard for shard in shards if shard.index not in finished]
-    if finished:
-        say(f"resuming: {len(finished)} of {len(shards)} partitions already done in {config.output_dir}")
-    # Ids already written, to reject a later duplicate as `smista serve batch` does (data.jsonl).
-    seen: dict[str, tuple[str, int]] = {}
-    for shard in shards:
-        if shard.index in finished:
-            for post_id, source, line in output.written_ids(shard.name):
-                seen.setdefault(post_id, (source, line))
-
-    database_url = config.database_url or f"sqlite:///{(config.output_dir / STORE_FILE).resolve()}"
-    store = PredictionStore(database_url)
-    pipeline = RoutingPipeline(taxonomy, rules, store, max_posts_per_request=1, max_text_chars=config.max_text_chars,
-                               store_post_text=config.store_post_text)
+    # Start Ray and place the actors before anything is written: a job that cannot run says so first.
+    pool = _ActorPool(config, model) if pending else None
     try:
-        results = _scored_shards(config, model, pending, report) if pending else iter(())
-        lines_before: dict[str, int] = {}
-        completed = report.skipped
+        if pool is not None:
+            report.actors = pool.start(len(pending))
+        output.prepare(manifest)
+        if finished:
+            say(f"resuming: {len(finished)} of {len(shards)} partitions already done in {config.output_dir}")
+        # Ids already written, to reject a later duplicate as `smista serve batch` does (data.jsonl).
+        seen: dict[str, tuple[str, int]] = {}
         for shard in shards:
-            first_line = lines_before.get(shard.source, shard.first_row)
             if shard.index in finished:
-                lines_before[shard.source] = first_line + finished[shard.index]["line_count"]
-                continue
-            scored = next(results)
-            if scored.index != shard.index:
-                raise RuntimeError(f"partition {scored.index} arrived in place of {shard.index}: order was not preserved")
-            if scored.identity.model_version != model_version:
-                raise ScoreError(f"an actor loaded model {scored.identity.model_version}, the job pinned {model_version}")
-            lines_before[shard.source] = first_line + scored.line_count
-            routing_started = time.perf_counter()
-            records, rejects = _route_shard(shard, scored, first_line, pipeline, rules.version, config.as_of, seen)
-            output.write(shard.name, records, rejects, {
-                "line_count": scored.line_count, "scored": len(records), "rejected": len(rejects),
-                "predict_seconds": round(scored.seconds, 3),
-                "route_seconds": round(time.perf_counter() - routing_started, 3),
-            })
-            report.scored += len(records)
-            report.rejected += len(rejects)
-            completed += 1
-            elapsed = time.perf_counter() - started
-            say(f"{shard.name} written ({len(records)} posts, {len(rejects)} rejects); "
-                f"{completed}/{len(shards)} partitions, {report.scored} posts, {report.rejected} rejects, "
-                f"{report.scored / elapsed:.1f} posts/s")
+                for post_id, source, line in output.written_ids(shard.name):
+                    seen.setdefault(post_id, (source, line))
+        store = PredictionStore(database_url)
+        pipeline = RoutingPipeline(taxonomy, rules, store, max_posts_per_request=1,
+                                   max_text_chars=config.max_text_chars, store_post_text=config.store_post_text)
+        try:
+            results = pool.results(pending) if pool is not None else iter(())
+            lines_before: dict[str, int] = {}
+            completed = report.skipped
+            for shard in shards:
+                first_line = lines_before.get(shard.source, shard.first_row)
+                if shard.index in finished:
+                    lines_before[shard.source] = first_line + finished[shard.index]["line_count"]
+                    continue
+                scored = next(results)
+                if scored.index != shard.index:
+                    raise RuntimeError(f"partition {scored.index} arrived in place of {shard.index}: order was not preserved")
+                if scored.identity.model_version != model_version:
+                    raise ScoreError(f"an actor loaded model {scored.identity.model_version}, the job pinned {model_version}")
+                lines_before[shard.source] = first_line + scored.line_count
+                routing_started = time.perf_counter()
+                records, rejects = _route_shard(shard, scored, first_line, pipeline, rules.version, config.as_of, seen)
+                output.write(shard.name, records, rejects, {
+                    "line_count": scored.line_count, "scored": len(records), "rejected": len(rejects),
+                    "predict_seconds": round(scored.seconds, 3),
+                    "route_seconds": round(time.perf_counter() - routing_started, 3),
+                })
+                report.scored += len(records)
+                report.rejected += len(rejects)
+                completed += 1
+                elapsed = time.perf_counter() - started
+                say(f"{shard.name} written ({len(records)} posts, {len(rejects)} rejects); "
+                    f"{completed}/{len(shards)} partitions, {report.scored} posts, {report.rejected} rejects, "
+                    f"{report.scored / elapsed:.1f} posts/s")
+        finally:
+            store.close()
     finally:
-        store.close()
+        if pool is not None:
+            pool.close()
     report.seconds = time.perf_counter() - started
     output.write_summary({
-        "partitions": report.partitions, "skipped": report.skipped, "scored": report.scored,
-        "rejected": report.rejected, "seconds": round(report.seconds, 2), "actors": report.actors,
-        "posts_per_second": round(report.posts_per_second, 2), "model_version": model_version,
+        "partitions": report.partitions, "skipped": report.skipped,
+        "scored": report.scored_before + report.scored, "rejected": report.rejected_before + report.rejected,
+        "scored_by_last_run": report.scored, "rejected_by_last_run": report.rejected,
+        "seconds_of_last_run": round(report.seconds, 2), "actors": report.actors,
+        "posts_per_second_of_last_run": round(report.posts_per_second, 2), "model_version": model_version,
     })
     return report
 
@@ -228,26 +250,58 @@ def _check(config: ScoreConfig) -> None:
         raise ScoreError(f"--sort-window must be at least 1 post, got {config.sort_window}")
 
 
-def _scored_shards(config: ScoreConfig, model: str, pending: list[Shard], report: ScoreReport) -> Iterator[ScoredShard]:
-    """Partitions predicted by the actor pool, in plan order."""
-    environment = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
-    if config.address is None:
-        # "local": a runtime of our own, never one that `ray start` left running on this machine.
-        ray.init(address="local", num_cpus=config.local_cpus, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, runtime_env={"env_vars": environment})
-    else:
-        ray.init(address=config.address, log_to_driver=False, logging_level=logging.WARNING,
-                 runtime_env={"env_vars": environment})
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        actors = config.actors or max(1, cpus // config.threads_per_actor)
-        if actors * config.threads_per_actor > cpus:
-            # Each actor reserves its threads as CPUs: more would wait for ever, not run slower.
+def _check_output_outside_inputs(output_dir: Path, sources: list[SourceFile]) -> None:
+    inside = [item.source for item in sources if Path(item.source).is_absolute()
+              and Path(item.source).resolve().is_relative_to(output_dir.resolve())]
+    if inside:
+        raise ScoreError(f"--output {output_dir} holds input files ({inside[0]}...): choose an output outside the inputs")
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+class _ActorPool:
+    """The Ray runtime and the pool of model actors of one job."""
+
+    def __init__(self, config: ScoreConfig, model: str):
+        self.config = config
+        self.model = model
+        self.actors = 0
+
+    def start(self, partitions: int) -> int:
+        """Start (or join) Ray and check the actors fit; returns how many there will be."""
+        config = self.config
+        environment = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
+        # The fast tokenizer has a thread pool of its own, as wide as the machine: one per actor's
+        # reserved CPUs is what the cores were counted for.
+        environment["TOKENIZERS_PARALLELISM"] = "false"
+        environment["RAYON_NUM_THREADS"] = str(config.threads_per_actor)
+        if config.address is None:
+            # "local": a runtime of our own, never one that `ray start` left running on this machine.
+            ray.init(address="local", num_cpus=config.local_cpus, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING, runtime_env={"env_vars": environment})
+        else:
+            ray.init(address=config.address, log_to_driver=False, logging_level=logging.WARNING,
+                     runtime_env={"env_vars": environment})
+        # Each actor reserves its threads as CPUs on one node: an actor no node can hold would wait
+        # for ever, so count what fits node by node, not the cluster's total.
+        threads = config.threads_per_actor
+        node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+        fits = sum(cpus // threads for cpus in node_cpus)
+        actors = config.actors or max(1, fits)
+        if actors > fits:
+            self.close()
             raise ScoreError(
-                f"--actors {actors} x --threads-per-actor {config.threads_per_actor} needs "
-                f"{actors * config.threads_per_actor} CPUs, the Ray cluster has {cpus}: lower one of them"
+                f"--actors {actors} x --threads-per-actor {threads} does not fit the Ray cluster "
+                f"(nodes with {', '.join(map(str, node_cpus)) or 'no'} CPUs hold {fits} such actors): lower one of them"
             )
-        report.actors = actors
+        self.actors = min(actors, partitions)
+        return self.actors
+
+    def results(self, pending: list[Shard]) -> Iterator[ScoredShard]:
+        """Partitions predicted by the actor pool, in plan order."""
+        config = self.config
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True   # the driver routes in file order
@@ -257,18 +311,20 @@ def _scored_shards(config: ScoreConfig, model: str, pending: list[Shard], report
         ).map_batches(
             ShardScorer,
             fn_constructor_kwargs={
-                "model": model, "runtime": config.runtime, "threads": config.threads_per_actor,
+                "model": self.model, "runtime": config.runtime, "threads": config.threads_per_actor,
                 "taxonomy_path": str(Path(config.taxonomy_path).resolve()),
-                "routing_config_path": str(Path(config.routing_config_path).resolve()), "max_text_chars": config.max_text_chars,
+                "routing_config_path": str(Path(config.routing_config_path).resolve()),
+                "max_text_chars": config.max_text_chars,
                 "batch_size": config.batch_size, "sort_window": config.sort_window,
             },
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=min(actors, len(pending))),
+            compute=ray.data.ActorPoolStrategy(size=self.actors),
             num_cpus=config.threads_per_actor,
         )
         for row in dataset.iter_rows():
             yield pickle.loads(row["payload"])
-    finally:
+
+    def close(self) -> None:
         ray.shutdown()
 
 

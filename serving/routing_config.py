@@ -24,6 +24,7 @@ DEFAULT_ROUTING_PATH = REPO_ROOT / "configs" / "routing.yaml"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 AUTO_REPLY_PLACEHOLDERS = frozenset({"team", "hours", "reopens_at", "deadline"})
+SUGGESTED_REPLY_PLACEHOLDERS = frozenset({"greeting", "team", "hours", "deadline", "private_invitation"})
 # The fields the rules engine reads by name; the taxonomy must have them with these shapes.
 REQUIRED_FIELDS = {"intent": "single", "priority": "single", "sentiment": "single"}
 
@@ -245,6 +246,55 @@ class OutOfHoursConfig(_Strict):
         return text
 
 
+def _check_placeholders(text: str, known: frozenset[str]) -> str:
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:  # a lone "{" or "}"
+        raise ValueError(f"{exc} in {text!r}; write {{{{ and }}}} for literal braces") from None
+    unknown = used - known
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {sorted(unknown)} in {text!r}; use {', '.join(sorted(known))}")
+    return text
+
+
+class SuggestedRepliesConfig(_Strict):
+    """Reply drafts for agents (seed 003, "AZIONE"; seed 004): returned by /route, never sent."""
+
+    greeting: str = Field(min_length=1, description="Opening; {handle} is the author's handle, or nothing.")
+    greeting_by_channel: dict[str, str] = Field(default_factory=dict, description="Channel -> its own opening.")
+    private_invitation: str = Field(
+        min_length=1, description="Added when a public post is answered privately (personal data, account data).")
+    intents: dict[str, dict[str, str] | None] = Field(
+        description="Intent -> {default: template, <sentiment>: template for that sentiment}; null: no reply "
+                    "suggested. Placeholders: {greeting} {team} {hours} {deadline} {private_invitation}.")
+
+    @field_validator("greeting")
+    @classmethod
+    def _greeting_placeholders(cls, text: str) -> str:
+        return _check_placeholders(text, frozenset({"handle"}))
+
+    @field_validator("greeting_by_channel")
+    @classmethod
+    def _channel_greeting_placeholders(cls, greetings: dict[str, str]) -> dict[str, str]:
+        for text in greetings.values():
+            _check_placeholders(text, frozenset({"handle"}))
+        return greetings
+
+    @field_validator("intents")
+    @classmethod
+    def _templates(cls, intents: dict[str, dict[str, str] | None]) -> dict[str, dict[str, str] | None]:
+        for intent, templates in intents.items():
+            if templates is None:
+                continue
+            if "default" not in templates:
+                raise ValueError(f"{intent}: no `default` template (the one used for any sentiment not listed)")
+            for key, text in templates.items():
+                if not text.strip():
+                    raise ValueError(f"{intent}.{key}: empty template; use null for no suggestion")
+                _check_placeholders(text, SUGGESTED_REPLY_PLACEHOLDERS)
+        return intents
+
+
 class HeadThresholds(_Strict):
     auto: float = Field(ge=0.0, le=1.0, description="At or above: the head is trusted.")
     suggest: float = Field(ge=0.0, le=1.0, description="At or above (and below auto): an agent confirms.")
@@ -299,6 +349,33 @@ class CrisisConfig(_Strict):
         return timedelta(hours=self.baseline_hours)
 
 
+class ContactHistoryConfig(_Strict):
+    lookback_days: int = Field(ge=1, description="How far back the author's earlier posts count in the history.")
+    repeat_window_hours: int = Field(
+        ge=1, description="A new post within this many hours of an open problem of the same author is a repeat contact.")
+    problem_intents: list[str] = Field(
+        min_length=1, description="Intents that open a problem; it stays open until feedback says resolved.")
+    raise_levels: int = Field(ge=1, description="Priority levels a repeat contact on an open problem raises.")
+    max_priority: str = Field(description="The repeat contact never raises above this priority.")
+
+    @model_validator(mode="after")
+    def _window_within_lookback(self) -> ContactHistoryConfig:
+        if self.repeat_window_hours > self.lookback_days * 24:
+            raise ValueError(
+                f"repeat_window_hours ({self.repeat_window_hours}) is longer than lookback_days "
+                f"({self.lookback_days} days): the history would not see the problems it escalates on"
+            )
+        return self
+
+    @property
+    def lookback(self) -> timedelta:
+        return timedelta(days=self.lookback_days)
+
+    @property
+    def repeat_window(self) -> timedelta:
+        return timedelta(hours=self.repeat_window_hours)
+
+
 class RoutingConfig(_Strict):
     version: VersionText = Field(description="Routing rules version, stored with every route.")
     timezone: str = Field(description="IANA zone of the service hours, e.g. Europe/Rome.")
@@ -312,6 +389,10 @@ class RoutingConfig(_Strict):
     out_of_hours: OutOfHoursConfig
     confidence: ConfidenceConfig
     crisis: CrisisConfig
+    contact_history: ContactHistoryConfig | None = Field(
+        default=None, description="Who wrote before, and repeat contacts on open problems; None: no history.")
+    suggested_replies: SuggestedRepliesConfig | None = Field(
+        default=None, description="Reply drafts per intent and sentiment; None: no suggestion.")
 
     @field_validator("timezone")
     @classmethod
@@ -417,6 +498,19 @@ def check_against_taxonomy(config: RoutingConfig, taxonomy: Taxonomy) -> list[st
     check_labels("crisis.priority", "priority", [config.crisis.priority])
     check_labels("crisis.negative_sentiments", "sentiment", config.crisis.negative_sentiments)
     check_labels("crisis.excluded_intents", "intent", config.crisis.excluded_intents)
+    if config.contact_history is not None:
+        check_labels("contact_history.problem_intents", "intent", config.contact_history.problem_intents)
+        check_labels("contact_history.max_priority", "priority", [config.contact_history.max_priority])
+    if config.suggested_replies is not None:
+        replies = config.suggested_replies
+        check_channels("suggested_replies.greeting_by_channel", list(replies.greeting_by_channel))
+        check_labels("suggested_replies.intents", "intent", list(replies.intents))
+        missing = [intent for intent in intents if intent not in replies.intents]
+        if missing:
+            problems.append(f"suggested_replies.intents: no entry for intent(s) {missing}; give templates or null")
+        for intent, templates in replies.intents.items():
+            sentiments = [key for key in templates or {} if key != "default"]
+            check_labels(f"suggested_replies.intents.{intent}", "sentiment", sentiments)
     return problems
 
 

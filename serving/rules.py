@@ -26,8 +26,8 @@ from typing import Protocol
 from data.pii import find_pii
 from data.schema import Post
 from data.taxonomy import Taxonomy
-from serving.routing_config import Condition, RoutingConfig, load_routing_config
-from serving.schemas import ConfidenceTier, CrisisView, Reason, RouteDecision
+from serving.routing_config import Condition, ContactHistoryConfig, RoutingConfig, load_routing_config
+from serving.schemas import ConfidenceTier, ContactHistory, CrisisView, Reason, RouteDecision
 from serving.service_hours import HolidayCalendar, TeamHours, format_italian_moment
 
 TIER_ORDER: tuple[ConfidenceTier, ...] = ("human_triage", "suggest", "auto")
@@ -89,10 +89,12 @@ def route_post(
     now: datetime,
     active_crises: Mapping[str, CrisisView] | None = None,
     pii_kinds: list[str] | None = None,
+    history: ContactHistory | None = None,
 ) -> RouteDecision:
     """Decide queue, priority, deadline, tier and reply channel for one post, with the reasons.
     `pii_kinds`: `private_data_kinds(post.text, rules)` when the caller found them already (an
-    archive job finds them in its workers, beside the model)."""
+    archive job finds them in its workers, beside the model). `history`: the author's earlier
+    contacts (the pipeline reads them from the store)."""
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware: service hours and deadlines depend on it")
     _check_heads(predictions, rules)
@@ -146,6 +148,22 @@ def route_post(
             )
             reasons.append(_condition_reason(f"escalation:{escalation.name}", f"{effect}: {escalation.description}",
                                              escalation.when, predictions, rules.taxonomy))
+            priority = raised
+
+        repeat = _repeat_contact(history, rules, now)
+        if repeat is not None:
+            raised = _raise(priority, repeat.raise_levels, repeat.max_priority, rules.priorities)
+            effect = f"priority {priority} -> {raised}" if raised != priority else (
+                f"priority stays {priority} (cap {repeat.max_priority})"
+            )
+            reasons.append(Reason(
+                rule="repeat_contact",
+                effect=(
+                    f"{effect}: the author writes again while a problem is open (post {history.open_problem_post_id}, "
+                    f"{history.open_problem_intent}, {history.open_problem_at.isoformat()}, less than "
+                    f"{repeat.repeat_window_hours} h ago, not resolved)"
+                ),
+            ))
             priority = raised
 
     crisis_view = _matching_crisis(predictions, rules, active_crises or {})
@@ -227,6 +245,9 @@ def route_post(
                 effect=f"{queue} is closed now; it reopens {reopens_at.isoformat()}: send the auto-reply with the hours",
             ))
 
+    suggested_reply = _suggested_reply(post, labels, rules, team, queue, public and reply_channel == "private",
+                                       sla_deadline, now)
+
     return RouteDecision(
         action="queue" if queue is not None else "log_only",
         queue=queue,
@@ -242,7 +263,39 @@ def route_post(
         crisis_id=crisis_view.id if crisis_view is not None else None,
         pii=pii_kinds,
         reasons=reasons,
+        suggested_reply=suggested_reply,
     )
+
+
+def _suggested_reply(post: Post, labels: Mapping[str, str | list[str]], rules: RoutingRules, team: str | None,
+                     queue: str | None, moved_to_private: bool, sla_deadline: datetime | None, now: datetime) -> str | None:
+    """The reply draft of routing.yaml's suggested_replies for this intent and sentiment, filled in;
+    None for a post that is only logged or an intent with no template."""
+    config = rules.config.suggested_replies
+    templates = config.intents.get(labels["intent"]) if config is not None and queue is not None else None
+    if templates is None:
+        return None
+    template = templates.get(labels["sentiment"], templates["default"])
+    handle = post.author.handle if post.author is not None and post.author.handle else ""
+    greeting = config.greeting_by_channel.get(post.channel, config.greeting).format(handle=handle)
+    hours = rules.team_hours[team if team is not None else queue]
+    text = template.format(
+        greeting=" ".join(greeting.split()),
+        team=hours.display_name,
+        hours=hours.describe(),
+        deadline=format_italian_moment(sla_deadline, now) if sla_deadline is not None else "",
+        private_invitation=config.private_invitation if moved_to_private else "",
+    )
+    # An empty placeholder leaves a double or trailing space behind.
+    return " ".join(text.split())
+
+
+def _repeat_contact(history: ContactHistory | None, rules: RoutingRules, now: datetime) -> ContactHistoryConfig | None:
+    """The contact-history settings when this post is a repeat contact on an open problem."""
+    config = rules.config.contact_history
+    if config is None or history is None or history.open_problem_at is None:
+        return None
+    return config if now - history.open_problem_at <= config.repeat_window else None
 
 
 def _check_heads(predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules) -> None:

@@ -111,12 +111,29 @@ class RouteDecision(BaseModel):
     crisis_id: int | None = Field(default=None)
     pii: list[str] = Field(description="Kinds of personal data found in the text (never the data itself).")
     reasons: list[Reason]
+    suggested_reply: str | None = Field(
+        default=None, description="An Italian reply draft for the agent (routing.yaml, suggested_replies); never sent.")
+
+
+class ContactHistory(BaseModel):
+    """What the store knows of the author before this post (routing.yaml, contact_history)."""
+
+    contacts: int = Field(description="Earlier posts of the same author within the lookback.")
+    last_contact_at: datetime | None = Field(description="When the latest of them was routed.")
+    last_intent: str | None = Field(description="Its predicted intent.")
+    open_problems: int = Field(description="Earlier posts with a problem intent that no feedback marked resolved.")
+    open_problem_post_id: str | None = Field(description="The latest open problem's post id.")
+    open_problem_intent: str | None = Field(description="Its predicted intent.")
+    open_problem_at: datetime | None = Field(description="When that problem was routed.")
 
 
 class RoutedPost(BaseModel):
     id: str
     predictions: dict[str, HeadOutput]
     route: RouteDecision
+    history: ContactHistory | None = Field(
+        default=None, description="The author's earlier contacts; null when the post names no author "
+                                  "(no customer_id, no handle) or the history is switched off.")
     replayed: bool = Field(
         default=False,
         description="This post id was routed before (an earlier request, or earlier in this one) with the same "

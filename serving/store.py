@@ -149,6 +149,12 @@ class RoutedPost(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))
     # Set on the later rows of a post id that releases before 0002 stored more than once.
     duplicate_of: Mapped[int | None] = mapped_column(Integer)
+    # Who wrote it, as a hash (serving.pipeline.author_key); null for a post naming no author and on
+    # rows from before 0004, which then have no history.
+    author_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The history /route returned with it (schemas.ContactHistory), so that a replay returns it too.
+    contact_history: Mapped[dict | None] = mapped_column(JSON)
+    suggested_reply: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("one_routing_per_post", "post_id", unique=True,
@@ -298,6 +304,20 @@ class PredictionStore:
         rows = session.scalars(select(RoutedPost).where(
             RoutedPost.post_id.in_(sorted(set(post_ids))), RoutedPost.duplicate_of.is_(None)))
         return {row.post_id: row for row in rows}
+
+    @staticmethod
+    def earlier_contacts(session: Session, author_key: str, since: datetime, until: datetime,
+                         excluding_post_id: str) -> list[tuple[RoutedPost, bool]]:
+        """The author's posts routed with since < received_at <= until (newest first), each with
+        whether any feedback marked it resolved."""
+        resolved = select(Feedback.id).where(Feedback.post_id == RoutedPost.post_id, Feedback.resolved.is_(True)).exists()
+        rows = session.execute(
+            select(RoutedPost, resolved)
+            .where(RoutedPost.author_key == author_key, RoutedPost.received_at > since, RoutedPost.received_at <= until,
+                   RoutedPost.post_id != excluding_post_id, RoutedPost.duplicate_of.is_(None))
+            .order_by(RoutedPost.received_at.desc(), RoutedPost.id.desc())
+        ).all()
+        return [(row, bool(is_resolved)) for row, is_resolved in rows]
 
     def feedback_for(self, post_id: str) -> list[Feedback]:
         with self.session() as session:

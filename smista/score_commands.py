@@ -73,11 +73,14 @@ def cmd_score(args: argparse.Namespace) -> int:
         max_text_chars=args.max_text_chars,
         store_post_text=args.store_text,
     ), progress=None if not args.quiet else (lambda line: None))
+    rejected = report.rejected_before + report.rejected
     print(f"Scored {report.scored} posts in {report.seconds:.1f} s ({report.posts_per_second:.1f} posts/s, "
           f"{report.actors} actors) with {report.model_version} -> {report.output_dir}; "
           f"{report.rejected} rejects in {report.output_dir / 'rejects'}; "
-          f"{report.partitions} partitions, {report.skipped} done by an earlier run")
-    return 1 if report.rejected else 0
+          f"{report.partitions} partitions, {report.skipped} done by an earlier run"
+          + (f" ({report.scored_before} posts, {report.rejected_before} rejects)" if report.skipped else ""))
+    # Any reject of the job, this run's or an earlier one's: a resumed job reports as a whole.
+    return 1 if rejected else 0
 
 
 def register(groups: argparse._SubParsersAction) -> None:

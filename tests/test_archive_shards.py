@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from serving.archive_shards import ArchiveError, expand_sources, plan_shards, read_shard
+from serving.archive_shards import MAX_LINE_BYTES, ArchiveError, expand_sources, plan_shards, read_shard
+from serving.ray_scoring import ScoreError, _check_output_outside_inputs
 from serving.partitioned_output import ROUTE_COLUMNS, OutputMismatch, PartitionedOutput, flat_row, parquet_schema
 from serving.schemas import RouteDecision
 from smista.score_commands import byte_size
@@ -76,10 +78,17 @@ def test_parquet_is_cut_along_row_groups_and_rows_keep_their_numbers(tmp_path, v
 
 def test_sources_are_expanded_sorted_and_checked(tmp_path):
     (tmp_path / "archive" / "2025").mkdir(parents=True)
-    for name in ("b.jsonl", "a.jsonl", "2025/c.parquet", "notes.txt"):
-        (tmp_path / "archive" / name).write_bytes(b"")
-    names = [source.rsplit("/", 1)[-1] for source, _, _ in expand_sources([str(tmp_path / "archive")])]
-    assert names == ["c.parquet", "a.jsonl", "b.jsonl"]  # notes.txt is not an archive file
+    (tmp_path / "archive" / "_scored" / "_done").mkdir(parents=True)
+    for name in ("b.jsonl", "a.jsonl", "2025/c.parquet", "notes.txt", ".a.jsonl.tmp-1.json",
+                 "_scored/_manifest.json", "_scored/_done/part-00000.json"):
+        (tmp_path / "archive" / name).write_bytes(b"{}\n")
+    found = expand_sources([str(tmp_path / "archive")])
+    # notes.txt is not an archive file; names starting with "_" or "." are markers and leftovers.
+    assert [item.source.removeprefix(f"{tmp_path}/archive/") for item in found] == ["2025/c.parquet", "a.jsonl", "b.jsonl"]
+    assert [item.size for item in found] == [3, 3, 3] and all(item.modified for item in found)
+    # The same plan whatever the order of the inputs.
+    files = [str(tmp_path / "archive" / "b.jsonl"), str(tmp_path / "archive" / "a.jsonl")]
+    assert expand_sources(files) == expand_sources(files[::-1])
     assert len(expand_sources([f"file://{tmp_path}/archive/*.jsonl"])) == 2
 
     with pytest.raises(ArchiveError, match="no such file"):
@@ -88,6 +97,59 @@ def test_sources_are_expanded_sorted_and_checked(tmp_path):
         expand_sources([str(tmp_path / "archive" / "notes.txt")])
     with pytest.raises(ArchiveError, match="input named twice"):
         expand_sources([str(tmp_path / "archive" / "a.jsonl"), str(tmp_path / "archive" / "a.jsonl")])
+
+
+def test_a_remote_file_system_is_read_in_ranges_too(validator):
+    """fsspec's own files (s3, gcs, memory...) rather than Python's: the same lines, the same numbers."""
+    filesystem = fsspec.filesystem("memory")
+    lines = [json.dumps(make_post(f"m-{n}", text=f"post remoto {'x' * (n * 13 % 90)}")) for n in range(30)]
+    filesystem.pipe("/archive/remote.jsonl", ("\n".join(lines) + "\n").encode())
+    shards = plan_shards(["memory:///archive/remote.jsonl"], partition_bytes=97)
+    assert shards[0].source == "memory:///archive/remote.jsonl" and len(shards) > 10
+    assert _numbered_lines(shards, validator) == [(n + 1, f"m-{n}") for n in range(30)]
+    filesystem.rm("/archive", recursive=True)
+
+
+def test_content_that_would_crash_a_writer_is_a_reject(tmp_path, validator):
+    good = json.dumps(make_post("ok"))
+    lines = [
+        good,
+        '{"id": "big", "text": "x", "channel": "twitter", "n": ' + "9" * 5000 + "}",   # int too large to parse
+        "[" * 100000 + "]" * 100000,                                                     # nested too deep
+        json.dumps(make_post("half", text="ciao ")).replace("ciao ", "ciao \\ud83d"),  # half a surrogate pair
+        '{"id": "long", "text": "' + "y" * (MAX_LINE_BYTES + 10) + '"}',                 # past the line cap
+        good.replace('"ok"', '"ok-2"'),
+    ]
+    path = tmp_path / "posts.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    read = read_shard(plan_shards([str(path)], partition_bytes=1 << 30)[0], validator)
+    assert [post.id for _, post in read.posts] == ["ok", "ok-2"]
+    reasons = {number: reason for number, reason, _ in read.rejects}
+    assert set(reasons) == {1, 2, 3, 4}
+    assert reasons[1].startswith("not valid JSON") and reasons[2].startswith("not valid JSON")
+    assert "lone surrogate" in reasons[3] and f"longer than {MAX_LINE_BYTES} bytes" in reasons[4]
+    assert len(read.rejects[-1][2]) < 300  # the reject keeps an excerpt, not the megabyte
+
+
+def test_a_parquet_row_python_cannot_hold_is_a_reject_and_the_others_stay(tmp_path, validator):
+    table = pa.table({
+        "id": ["r-1", "r-2", "r-3"], "text": ["uno", "due", "tre"], "channel": ["twitter"] * 3,
+        "created_at": pa.array([0, 400_000 * 365 * 86400 * 10**6 // 1000, 10**12], type=pa.timestamp("ms", tz="UTC")),
+    })
+    path = tmp_path / "posts.parquet"
+    pq.write_table(table, path)
+    read = read_shard(plan_shards([str(path)])[0], validator)
+    assert [post.id for _, post in read.posts] == ["r-1", "r-3"]
+    assert read.rejects[0][0] == 1 and "unreadable row" in read.rejects[0][1]
+
+
+def test_an_output_inside_the_inputs_is_refused(tmp_path):
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "a.jsonl").write_text("{}\n", encoding="utf-8")
+    sources = expand_sources([str(tmp_path / "archive")])
+    with pytest.raises(ScoreError, match="holds input files"):
+        _check_output_outside_inputs(tmp_path, sources)
+    _check_output_outside_inputs(tmp_path / "scored", sources)
 
 
 def test_the_parquet_schema_has_a_column_for_every_route_field(taxonomy):
@@ -106,7 +168,9 @@ def _record(post_id: str, heads) -> dict:
         "route": {"action": "queue", "queue": "customer_care", "team": "customer_care", "priority": "alta",
                   "sla_deadline": "2026-03-10T10:30:00Z", "needs_human": False, "confidence_tier": "auto",
                   "reply_channel": "public", "out_of_hours": False, "auto_reply": None, "crisis": False,
-                  "crisis_id": None, "pii": [], "reasons": [{"rule": "intent_owner", "effect": "e"}]},
+                  "crisis_id": None, "pii": [], "reasons": [{"rule": "intent_owner", "effect": "e"}],
+                  "suggested_reply": "Ciao, grazie!"},
+        "history": {"contacts": 1, "last_intent": "fatturazione"},
     }
 
 
@@ -128,6 +192,7 @@ def test_a_partition_is_written_whole_and_read_back(tmp_path, taxonomy):
     assert row["intent_probabilities"] == [("x", 0.75), ("y", 0.25)]
     assert row["sla_deadline"].isoformat() == "2026-03-10T10:30:00+00:00"
     assert json.loads(row["reasons"])[0]["rule"] == "intent_owner"
+    assert json.loads(row["history"]) == {"contacts": 1, "last_intent": "fatturazione"}
     assert flat_row(_record("a", heads), heads)["queue"] == "customer_care"
     jsonl = (tmp_path / "out" / "jsonl" / "part-00000.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["id"] for line in jsonl] == ["a", "b"]

@@ -137,11 +137,12 @@ def test_a_job_killed_midway_resumes_without_duplicates_or_gaps(tiny_run, write_
     victim.wait(timeout=30)
     manifest = json.loads((output / "_manifest.json").read_text())
     finished_before = len(list(done.glob("*.json")))
-    assert 3 <= finished_before < manifest["partitions"]
+    partitions = len(manifest["partitions"])
+    assert 3 <= finished_before < partitions
 
     rerun = _score([source], output, tiny_run.model_dir, "--partition-size", "2K", "--format", "jsonl")
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resuming: {finished_before} of {manifest['partitions']} partitions already done" in rerun.stderr
+    assert f"resuming: {finished_before} of {partitions} partitions already done" in rerun.stderr
     assert f"{finished_before} done by an earlier run" in rerun.stdout
     scored = _scored(output)
     assert [line["id"] for line in scored] == [post["id"] for post in posts]  # every post once, in order
@@ -156,11 +157,17 @@ def test_a_job_killed_midway_resumes_without_duplicates_or_gaps(tiny_run, write_
     assert again.returncode == 0 and "Scored 0 posts" in again.stdout
     other = _score([source], output, tiny_run.model_dir, "--partition-size", "4K", "--format", "jsonl")
     assert other.returncode == 2 and "other partition_bytes, partitions" in other.stderr
+    # An input that changed since (a line appended) is not resumed over other bytes.
+    with source.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(_posts(601)[-1]) + "\n")
+    changed = _score([source], output, tiny_run.model_dir, "--partition-size", "2K", "--format", "jsonl")
+    assert changed.returncode == 2 and "other partitions, sources" in changed.stderr
 
 
 def test_more_threads_than_cores_is_refused_before_scoring(tiny_run, write_jsonl, tmp_path):
     source = write_jsonl("archive.jsonl", _posts(5))
     result = _score([source], tmp_path / "out", tiny_run.model_dir, "--actors", "2", "--threads-per-actor", "2")
     assert result.returncode == 2
-    assert "--actors 2 x --threads-per-actor 2 needs 4 CPUs, the Ray cluster has 2" in result.stderr
-    assert not list((tmp_path / "out" / "_done").glob("*.json"))
+    assert ("--actors 2 x --threads-per-actor 2 does not fit the Ray cluster (nodes with 2 CPUs hold 1 such actors)"
+            in result.stderr)
+    assert not (tmp_path / "out").exists()  # refused before anything was written

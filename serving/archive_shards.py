@@ -147,14 +147,14 @@ def read_shard(shard: Shard, validator: PostValidator) -> ShardRead:
                                              f"is at most {validator.max_text_chars} characters)",
                                      _excerpt(encoded.decode("utf-8", errors="replace"))))
                 continue
-            if not encoded.strip():
-                continue  # blank lines are tolerated, as data.jsonl does
             try:
                 line = encoded.decode("utf-8")
             except UnicodeDecodeError as exc:
                 read.rejects.append((number, f"not valid UTF-8: byte {exc.start + 1} of the line",
                                      encoded.decode("utf-8", errors="replace")))
                 continue
+            if not line.strip():
+                continue  # blank lines (Unicode spaces too) are tolerated, as data.jsonl does
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:

@@ -35,7 +35,7 @@ def _numbered_lines(shards, validator):
 @pytest.mark.parametrize("partition_bytes", [1, 7, 64, 200, 333, 1 << 20])
 def test_every_line_is_read_once_with_its_number_whatever_the_cut(tmp_path, validator, partition_bytes):
     lines = [json.dumps(make_post(f"p-{n}", text=f"testo {'lungo ' * (n % 7)}{n} è così")) for n in range(40)]
-    lines[5] = ""                 # blank lines count as lines, and are skipped
+    lines[5] = "\u00a0 "          # blank lines (no-break spaces too) count as lines, and are skipped
     lines[12] = "{non json"       # a bad line is a reject, at its own number
     lines[20] = lines[20] + "\r"  # a Windows line end
     path = tmp_path / "posts.jsonl"

@@ -400,7 +400,11 @@ class RoutingPipeline:
             raise RequestRejected(400, "invalid feedback", [{"loc": [loc], "msg": msg} for loc, msg in problems])
         if not self.store.has_post(feedback.post_id):
             raise RequestRejected(404, f"unknown post_id {feedback.post_id!r}: only routed posts take feedback")
-        digest = _sha256(feedback.model_dump(mode="json", exclude={"idempotency_key"}))
+        content = feedback.model_dump(mode="json", exclude={"idempotency_key"})
+        if content["satisfaction"] is None:
+            # Feedback without it hashes as before the field existed: a retry across the upgrade is a retry.
+            del content["satisfaction"]
+        digest = _sha256(content)
         row, replayed = self.store.add_feedback(Feedback(
             post_id=feedback.post_id,
             recorded_at=now,
@@ -410,6 +414,7 @@ class RoutingPipeline:
             first_response_at=feedback.first_response_at,
             resolved_at=feedback.resolved_at,
             agent_id=feedback.agent_id,
+            satisfaction=feedback.satisfaction,
             idempotency_key=feedback.idempotency_key,
             content_hash=digest,
         ))

@@ -161,6 +161,9 @@ class FeedbackIn(_Request):
     first_response_at: AwareDatetime | None = Field(default=None, strict=False, description="First reply to the customer.")
     resolved_at: AwareDatetime | None = Field(default=None, strict=False, description="When the case was closed as solved.")
     agent_id: str | None = Field(default=None, max_length=200, description="Pseudonymous id of the agent.")
+    satisfaction: int | None = Field(
+        default=None, ge=1, le=5, description="The customer's satisfaction with the answer, 1 (poor) to 5 (excellent), "
+                                              "when the care platform asked (a CSAT survey).")
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200,
         description="Any unique string per piece of feedback: a retry with the same key gets the stored receipt; the "

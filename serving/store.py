@@ -174,6 +174,7 @@ class Feedback(Base):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     agent_id: Mapped[str | None] = mapped_column(String(200))
+    satisfaction: Mapped[int | None] = mapped_column(Integer)  # 1-5, when the platform asked
     # The client's Idempotency key, or "content:" + the content hash; null on rows from before 0002.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     content_hash: Mapped[str | None] = mapped_column(String(64))

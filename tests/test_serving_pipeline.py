@@ -163,6 +163,31 @@ def test_feedback_is_recorded_for_a_routed_post(pipeline, taxonomy):
     assert row.corrected_labels == {"intent": "fatturazione", "business_action": ["lamentela"]} and row.resolved
 
 
+def test_feedback_carries_the_customers_satisfaction_when_asked(pipeline, taxonomy):
+    route_one(pipeline, taxonomy)
+    pipeline.record_feedback(FeedbackIn.model_validate({"post_id": "tw-1", "resolved": True, "satisfaction": 4,
+                                                        "idempotency_key": "csat-1"}), NOW)
+    [row] = pipeline.store.feedback_for("tw-1")
+    assert row.satisfaction == 4
+    # Without it, the content hash is the one feedback had before the field existed (a retry across an
+    # upgrade is still a retry).
+    from serving.pipeline import _sha256
+
+    receipt = pipeline.record_feedback(FeedbackIn.model_validate({"post_id": "tw-1", "resolved": False}), NOW)
+    stored = [row for row in pipeline.store.feedback_for("tw-1") if row.id == receipt.feedback_id][0]
+    legacy = {"post_id": "tw-1", "corrected_labels": None, "handled_by_team": None, "resolved": False,
+              "first_response_at": None, "resolved_at": None, "agent_id": None}
+    assert stored.content_hash == _sha256(legacy) and stored.satisfaction is None
+
+
+@pytest.mark.parametrize("value", [0, 6, "5", True, 4.5])
+def test_a_satisfaction_outside_1_to_5_is_refused(value):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="satisfaction"):
+        FeedbackIn.model_validate({"post_id": "tw-1", "resolved": True, "satisfaction": value})
+
+
 def test_feedback_for_an_unknown_post_is_404(pipeline):
     error = rejected(pipeline.record_feedback, FeedbackIn(post_id="mai-visto", resolved=False), NOW)
     assert error.status == 404 and "unknown post_id 'mai-visto'" in error.message

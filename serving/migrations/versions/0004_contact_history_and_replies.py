@@ -4,6 +4,7 @@
   lookup of every new post), `contact_history` (JSON) and `suggested_reply` (text), so that a
   replay returns them. Rows from before keep nulls: their authors are unknown, so they count in
   nobody's history.
+- feedback: `satisfaction` (1-5, optional), the customer's satisfaction when the platform asked.
 
 Revision ID: 0004
 Revises: 0003
@@ -25,9 +26,13 @@ def upgrade() -> None:
         table.add_column(sa.Column("contact_history", sa.JSON()))
         table.add_column(sa.Column("suggested_reply", sa.Text()))
         table.create_index("ix_routed_posts_author_key", ["author_key"])
+    with op.batch_alter_table("feedback") as table:
+        table.add_column(sa.Column("satisfaction", sa.Integer()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("feedback") as table:
+        table.drop_column("satisfaction")
     with op.batch_alter_table("routed_posts") as table:
         table.drop_index("ix_routed_posts_author_key")
         table.drop_column("suggested_reply")

@@ -361,12 +361,18 @@ class RoutingPipeline:
         key = known_author_key(post)
         if config is None or key is None:
             return None
-        earlier = self.store.earlier_contacts(session, key, now - config.lookback, now, post.id)
-        open_problems = [row for row, resolved in earlier if row.intent in config.problem_intents and not resolved]
-        last = earlier[0][0] if earlier else None
-        problem = open_problems[0] if open_problems else None
+        contacts = self.store.earlier_contacts(session, key, now - config.lookback, now, post.id)
+        open_problems = []
+        for contact in contacts:  # oldest first
+            if contact.resolved:
+                # The case was solved: what the author raised before it is closed with it.
+                open_problems = []
+            elif contact.intent in config.problem_intents:
+                open_problems.append(contact)
+        last = contacts[-1] if contacts else None
+        problem = open_problems[-1] if open_problems else None
         return ContactHistory(
-            contacts=len(earlier),
+            contacts=len(contacts),
             last_contact_at=last.received_at if last else None,
             last_intent=last.intent if last else None,
             open_problems=len(open_problems),

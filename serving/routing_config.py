@@ -260,7 +260,9 @@ def _check_placeholders(text: str, known: frozenset[str]) -> str:
 class SuggestedRepliesConfig(_Strict):
     """Reply drafts for agents (seed 003, "AZIONE"; seed 004): returned by /route, never sent."""
 
-    greeting: str = Field(min_length=1, description="Opening; {handle} is the author's handle, or nothing.")
+    # No handle in the greeting: the reply is stored with the route, and no handle is stored in clear
+    # (the platform that sends the reply knows whom it answers).
+    greeting: str = Field(min_length=1, description="Opening, e.g. Ciao.")
     greeting_by_channel: dict[str, str] = Field(default_factory=dict, description="Channel -> its own opening.")
     private_invitation: str = Field(
         min_length=1, description="Added when a public post is answered privately (personal data, account data).")
@@ -271,13 +273,13 @@ class SuggestedRepliesConfig(_Strict):
     @field_validator("greeting")
     @classmethod
     def _greeting_placeholders(cls, text: str) -> str:
-        return _check_placeholders(text, frozenset({"handle"}))
+        return _check_placeholders(text, frozenset())
 
     @field_validator("greeting_by_channel")
     @classmethod
     def _channel_greeting_placeholders(cls, greetings: dict[str, str]) -> dict[str, str]:
         for text in greetings.values():
-            _check_placeholders(text, frozenset({"handle"}))
+            _check_placeholders(text, frozenset())
         return greetings
 
     @field_validator("intents")
@@ -355,11 +357,16 @@ class ContactHistoryConfig(_Strict):
         ge=1, description="A new post within this many hours of an open problem of the same author is a repeat contact.")
     problem_intents: list[str] = Field(
         min_length=1, description="Intents that open a problem; it stays open until feedback says resolved.")
+    min_gap_minutes: int = Field(
+        default=30, ge=0, description="A post this soon after the problem is the same contact (a thread of posts), "
+                                      "not a repeat.")
     raise_levels: int = Field(ge=1, description="Priority levels a repeat contact on an open problem raises.")
     max_priority: str = Field(description="The repeat contact never raises above this priority.")
 
     @model_validator(mode="after")
     def _window_within_lookback(self) -> ContactHistoryConfig:
+        if self.min_gap_minutes >= self.repeat_window_hours * 60:
+            raise ValueError(f"min_gap_minutes ({self.min_gap_minutes}) must be shorter than the repeat window")
         if self.repeat_window_hours > self.lookback_days * 24:
             raise ValueError(
                 f"repeat_window_hours ({self.repeat_window_hours}) is longer than lookback_days "
@@ -374,6 +381,10 @@ class ContactHistoryConfig(_Strict):
     @property
     def repeat_window(self) -> timedelta:
         return timedelta(hours=self.repeat_window_hours)
+
+    @property
+    def min_gap(self) -> timedelta:
+        return timedelta(minutes=self.min_gap_minutes)
 
 
 class RoutingConfig(_Strict):

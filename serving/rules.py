@@ -160,7 +160,7 @@ def route_post(
                 rule="repeat_contact",
                 effect=(
                     f"{effect}: the author writes again while a problem is open (post {history.open_problem_post_id}, "
-                    f"{history.open_problem_intent}, {history.open_problem_at.isoformat()}, less than "
+                    f"{history.open_problem_intent}, {history.open_problem_at.isoformat()}, at most "
                     f"{repeat.repeat_window_hours} h ago, not resolved)"
                 ),
             ))
@@ -245,8 +245,8 @@ def route_post(
                 effect=f"{queue} is closed now; it reopens {reopens_at.isoformat()}: send the auto-reply with the hours",
             ))
 
-    suggested_reply = _suggested_reply(post, labels, rules, team, queue, public and reply_channel == "private",
-                                       sla_deadline, now)
+    suggested_reply = _suggested_reply(post, labels, rules, queue, tier, crisis_view is not None,
+                                       public and reply_channel == "private", sla_deadline, now)
 
     return RouteDecision(
         action="queue" if queue is not None else "log_only",
@@ -267,20 +267,25 @@ def route_post(
     )
 
 
-def _suggested_reply(post: Post, labels: Mapping[str, str | list[str]], rules: RoutingRules, team: str | None,
-                     queue: str | None, moved_to_private: bool, sla_deadline: datetime | None, now: datetime) -> str | None:
-    """The reply draft of routing.yaml's suggested_replies for this intent and sentiment, filled in;
-    None for a post that is only logged or an intent with no template."""
+def _suggested_reply(post: Post, labels: Mapping[str, str | list[str]], rules: RoutingRules, queue: str | None,
+                     tier: str, crisis: bool, moved_to_private: bool, sla_deadline: datetime | None,
+                     now: datetime) -> str | None:
+    """The reply draft of routing.yaml's suggested_replies for this intent and sentiment, filled in
+    with the queue's name, hours and deadline. None when a person decides what the post is
+    (human_triage), in a crisis (management answers), for a post that is only logged, or an intent
+    with no template."""
     config = rules.config.suggested_replies
-    templates = config.intents.get(labels["intent"]) if config is not None and queue is not None else None
+    if config is None or queue is None or tier == "human_triage" or crisis:
+        return None
+    templates = config.intents.get(labels["intent"])
     if templates is None:
         return None
     template = templates.get(labels["sentiment"], templates["default"])
-    handle = post.author.handle if post.author is not None and post.author.handle else ""
-    greeting = config.greeting_by_channel.get(post.channel, config.greeting).format(handle=handle)
-    hours = rules.team_hours[team if team is not None else queue]
+    if moved_to_private and "{private_invitation}" not in template:
+        template = f"{template} {{private_invitation}}"  # personal data are never answered in public
+    hours = rules.team_hours[queue]
     text = template.format(
-        greeting=" ".join(greeting.split()),
+        greeting=config.greeting_by_channel.get(post.channel, config.greeting),
         team=hours.display_name,
         hours=hours.describe(),
         deadline=format_italian_moment(sla_deadline, now) if sla_deadline is not None else "",
@@ -295,7 +300,7 @@ def _repeat_contact(history: ContactHistory | None, rules: RoutingRules, now: da
     config = rules.config.contact_history
     if config is None or history is None or history.open_problem_at is None:
         return None
-    return config if now - history.open_problem_at <= config.repeat_window else None
+    return config if config.min_gap <= now - history.open_problem_at <= config.repeat_window else None
 
 
 def _check_heads(predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules) -> None:

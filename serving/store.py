@@ -112,6 +112,16 @@ class CrisisEpisode(Base):
     )
 
 
+@dataclass(frozen=True)
+class Contact:
+    """An earlier post of an author, for the contact history."""
+
+    post_id: str
+    received_at: datetime
+    intent: str              # the agents' correction when feedback gave one, else the prediction
+    resolved: bool | None    # what the latest feedback said; None without feedback
+
+
 class RoutedPost(Base):
     __tablename__ = "routed_posts"
 
@@ -151,7 +161,7 @@ class RoutedPost(Base):
     duplicate_of: Mapped[int | None] = mapped_column(Integer)
     # Who wrote it, as a hash (serving.pipeline.author_key); null for a post naming no author and on
     # rows from before 0004, which then have no history.
-    author_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    author_key: Mapped[str | None] = mapped_column(String(64))
     # The history /route returned with it (schemas.ContactHistory), so that a replay returns it too.
     contact_history: Mapped[dict | None] = mapped_column(JSON)
     suggested_reply: Mapped[str | None] = mapped_column(Text)
@@ -159,6 +169,8 @@ class RoutedPost(Base):
     __table_args__ = (
         Index("one_routing_per_post", "post_id", unique=True,
               sqlite_where=duplicate_of.is_(None), postgresql_where=duplicate_of.is_(None)),
+        # The contact-history lookup of every new post: one author's posts in a time window.
+        Index("routed_posts_by_author", "author_key", "received_at"),
     )
 
 
@@ -308,17 +320,28 @@ class PredictionStore:
 
     @staticmethod
     def earlier_contacts(session: Session, author_key: str, since: datetime, until: datetime,
-                         excluding_post_id: str) -> list[tuple[RoutedPost, bool]]:
-        """The author's posts routed with since < received_at <= until (newest first), each with
-        whether any feedback marked it resolved."""
-        resolved = select(Feedback.id).where(Feedback.post_id == RoutedPost.post_id, Feedback.resolved.is_(True)).exists()
+                         excluding_post_id: str) -> list[Contact]:
+        """The author's posts routed with since < received_at <= until, oldest first, each with what
+        the latest feedback on it said (the corrected intent, resolved or not)."""
         rows = session.execute(
-            select(RoutedPost, resolved)
+            select(RoutedPost.post_id, RoutedPost.received_at, RoutedPost.intent)
             .where(RoutedPost.author_key == author_key, RoutedPost.received_at > since, RoutedPost.received_at <= until,
                    RoutedPost.post_id != excluding_post_id, RoutedPost.duplicate_of.is_(None))
-            .order_by(RoutedPost.received_at.desc(), RoutedPost.id.desc())
+            .order_by(RoutedPost.received_at, RoutedPost.id)
         ).all()
-        return [(row, bool(is_resolved)) for row, is_resolved in rows]
+        if not rows:
+            return []
+        latest = (select(func.max(Feedback.id)).where(Feedback.post_id.in_([row.post_id for row in rows]))
+                  .group_by(Feedback.post_id))
+        feedback = {row.post_id: row for row in session.execute(
+            select(Feedback.post_id, Feedback.corrected_labels, Feedback.resolved).where(Feedback.id.in_(latest)))}
+        contacts = []
+        for row in rows:
+            said = feedback.get(row.post_id)
+            corrected = (said.corrected_labels or {}).get("intent") if said is not None else None
+            contacts.append(Contact(row.post_id, row.received_at, corrected if isinstance(corrected, str) else row.intent,
+                                    said.resolved if said is not None else None))
+        return contacts
 
     def feedback_for(self, post_id: str) -> list[Feedback]:
         with self.session() as session:

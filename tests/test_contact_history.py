@@ -92,9 +92,13 @@ def test_the_customer_id_is_the_author_across_channels(pipeline, taxonomy):
     on_facebook = route(pipeline, taxonomy, "fb-1", MONDAY + timedelta(hours=1), channel="facebook",
                         author={"handle": "@someone_else"}, customer_id="CRM-77")
     assert on_facebook.history.contacts == 1 and on_facebook.route.priority == "alta"
-    # The handle matters per channel: the same handle on another channel is someone else.
+
+
+def test_a_handle_is_an_author_on_its_own_channel_only(pipeline, taxonomy):
+    route(pipeline, taxonomy, "tw-1", MONDAY)  # @lucia_t on twitter, no customer id
+    same_channel = route(pipeline, taxonomy, "tw-2", MONDAY + timedelta(hours=1))
     elsewhere = route(pipeline, taxonomy, "ig-1", MONDAY + timedelta(hours=1), channel="instagram")
-    assert elsewhere.history.contacts == 0
+    assert same_channel.history.contacts == 1 and elsewhere.history.contacts == 0
 
 
 def test_an_anonymous_post_has_no_history(pipeline, taxonomy):
@@ -117,10 +121,51 @@ def test_posts_of_one_request_see_each_other_and_a_replay_returns_the_same_histo
     posts = pipeline.validate_for_routing([PostIn.model_validate(item) for item in raw])
     predicted = {post.id: predictions(taxonomy, intent="assistenza_tecnica") for post in posts}
     first, second = pipeline.route(posts, predicted, IDENTITY, MONDAY).results
-    assert first.history.contacts == 0 and second.history.contacts == 1 and second.route.priority == "alta"
-    replay = pipeline.route(posts, {}, IDENTITY, MONDAY + timedelta(hours=1)).results
-    assert [result.replayed for result in replay] == [True, True]
-    assert replay[1].history == second.history and replay[1].route.priority == "alta"
+    # Two posts sent together are one contact: counted, not a repeat (min_gap_minutes).
+    assert first.history.contacts == 0 and second.history.contacts == 1 and second.history.open_problems == 1
+    assert second.route.priority == "normale" and "repeat_contact" not in rules_of(second)
+    later = route(pipeline, taxonomy, "tw-3", MONDAY + timedelta(minutes=30))
+    assert later.route.priority == "alta" and later.history.open_problem_post_id == "tw-2"
+    replay = pipeline.route(posts + [later_post(pipeline)], {}, IDENTITY, MONDAY + timedelta(hours=1)).results
+    assert [result.replayed for result in replay] == [True, True, True]
+    assert replay[1].history == second.history and replay[2].history == later.history
+    assert replay[2].route == later.route  # the same priority, reasons and suggested reply as first returned
+
+
+def later_post(pipeline):
+    [post] = pipeline.validate_for_routing(PostIn.model_validate(
+        {"id": "tw-3", "text": "La fibra non va ancora", "channel": "twitter", "author": {"handle": "@lucia_t"}}))
+    return post
+
+
+def test_the_window_includes_its_last_hour(pipeline, taxonomy):
+    route(pipeline, taxonomy, "tw-1", MONDAY)
+    at_the_edge = route(pipeline, taxonomy, "tw-2", MONDAY + timedelta(hours=72))
+    assert at_the_edge.route.priority == "alta"
+
+
+def test_the_agents_feedback_decides_what_is_open(pipeline, taxonomy):
+    # A post the model read as praise, corrected by an agent to a complaint: a problem, open.
+    route(pipeline, taxonomy, "tw-1", MONDAY, intent="elogio")
+    pipeline.record_feedback(FeedbackIn.model_validate(
+        {"post_id": "tw-1", "resolved": False, "corrected_labels": {"intent": "reclamo"}}), MONDAY)
+    again = route(pipeline, taxonomy, "tw-2", MONDAY + timedelta(hours=2))
+    assert again.history.open_problems == 1 and again.history.open_problem_intent == "reclamo"
+    assert again.route.priority == "alta"
+    # Resolved, then reopened by later feedback: the latest word counts.
+    resolve(pipeline, "tw-2", MONDAY + timedelta(hours=3))
+    pipeline.record_feedback(FeedbackIn.model_validate({"post_id": "tw-2", "resolved": False}), MONDAY + timedelta(hours=4))
+    reopened = route(pipeline, taxonomy, "tw-3", MONDAY + timedelta(hours=5))
+    assert reopened.history.open_problems == 2 and reopened.route.priority == "alta"
+
+
+def test_a_resolved_case_closes_what_the_author_raised_before_it(pipeline, taxonomy):
+    route(pipeline, taxonomy, "tw-1", MONDAY, intent="fatturazione")
+    route(pipeline, taxonomy, "tw-2", MONDAY + timedelta(hours=1), intent="reclamo")
+    resolve(pipeline, "tw-2", MONDAY + timedelta(hours=2))  # the agent closes the latest post of the case
+    after = route(pipeline, taxonomy, "tw-3", MONDAY + timedelta(hours=3))
+    assert after.history.contacts == 2 and after.history.open_problems == 0
+    assert after.route.priority == "normale"
 
 
 def test_switched_off_there_is_no_history(tmp_path, taxonomy):
@@ -139,6 +184,7 @@ def test_switched_off_there_is_no_history(tmp_path, taxonomy):
     ({"max_priority": "altissima"}, "contact_history.max_priority: unknown priority label 'altissima'"),
     ({"repeat_window_hours": 24 * 91}, "longer than lookback_days"),
     ({"raise_levels": 0}, "raise_levels"),
+    ({"min_gap_minutes": 72 * 60}, "min_gap_minutes .* shorter than the repeat window"),
 ])
 def test_a_bad_contact_history_config_is_refused_naming_the_field(tmp_path, taxonomy, change, expected):
     config = yaml.safe_load(DEFAULT_ROUTING_PATH.read_text(encoding="utf-8"))

@@ -107,4 +107,6 @@ def test_the_migration_can_be_rolled_back(old_store):
     assert current_revision(store.engine) == "0001"
     columns = {row[1] for row in sqlite3.connect(old_store).execute("PRAGMA table_info(routed_posts)")}
     assert "content_hash" not in columns and "author_key" not in columns and len(rows(old_store)["routed_posts"]) == 10
+    feedback_columns = {row[1] for row in sqlite3.connect(old_store).execute("PRAGMA table_info(feedback)")}
+    assert "satisfaction" not in feedback_columns and len(rows(old_store)["feedback"]) == 3
     store.close()

@@ -13,6 +13,7 @@ import yaml
 from data.taxonomy import load_taxonomy
 from serving.routing_config import DEFAULT_ROUTING_PATH, RoutingConfigError, load_routing_config
 from serving.rules import route_post
+from serving.schemas import CrisisView
 from serving.service_hours import format_italian_moment
 from tests.routing_helpers import default_rules, post, predictions, rome
 
@@ -48,9 +49,11 @@ def test_each_intent_renders_its_template_filled_in(rules, taxonomy, validator, 
         return
     text = decision.suggested_reply
     assert text and "{" not in text and "}" not in text and "  " not in text, (intent, text)
-    assert text.startswith("Ciao @utente,"), text  # the greeting with the author's handle
     used = placeholders(template["default"])
-    hours = rules.team_hours[decision.team]
+    if "greeting" in used:
+        assert text.startswith(f"{replies.greeting},"), text
+    assert "@utente" not in text  # the handle is never in a reply (it is stored with the route)
+    hours = rules.team_hours[decision.queue]
     if "deadline" in used:
         assert format_italian_moment(decision.sla_deadline, TUESDAY_10) in text, (intent, text)
     if "team" in used:
@@ -92,9 +95,32 @@ def test_the_private_invitation_only_when_a_public_post_goes_private(rules, taxo
     assert email.suggested_reply.startswith("Buongiorno,")
 
 
-def test_a_post_without_handle_is_greeted_without_one(rules, taxonomy, validator):
-    decision = decide(rules, taxonomy, validator, "elogio", author={})
-    assert decision.suggested_reply.startswith("Ciao, grazie")
+def test_personal_data_in_a_template_without_the_invitation_still_get_it(rules, taxonomy, validator):
+    invitation = rules.config.suggested_replies.private_invitation
+    assert "{private_invitation}" not in rules.config.suggested_replies.intents["elogio"]["default"]
+    decision = decide(rules, taxonomy, validator, "elogio", text="Bravissimi! Il mio numero è 333 123 4567")
+    assert decision.reply_channel == "private" and decision.suggested_reply.endswith(invitation)
+
+
+def test_no_reply_when_a_person_must_decide_or_in_a_crisis(rules, taxonomy, validator):
+    unsure = route_post(post(validator), predictions(taxonomy, intent="assistenza_tecnica", confidence=0.2),
+                        rules, TUESDAY_10)
+    assert unsure.confidence_tier == "human_triage" and unsure.suggested_reply is None
+    crisis = CrisisView(id=1, intent="assistenza_tecnica", status="active", started_at=TUESDAY_10, ended_at=None,
+                        window_count=30, window_posts=30, window_conversations=0, window_rate_per_hour=60.0,
+                        baseline_per_hour=1.0, peak_window_count=30, flagged_posts=3)
+    in_crisis = route_post(post(validator), predictions(taxonomy, intent="assistenza_tecnica", sentiment="negativo"),
+                           rules, TUESDAY_10, {"assistenza_tecnica": crisis})
+    assert in_crisis.crisis and in_crisis.suggested_reply is None
+
+
+def test_the_hours_and_deadline_are_those_of_the_queue_that_answers(rules, taxonomy, validator):
+    # A job application routed to HR: the reply quotes HR's own hours and deadline.
+    decision = decide(rules, taxonomy, validator, "lavoro")
+    hours = rules.team_hours[decision.queue]
+    assert decision.queue == "risorse_umane"
+    assert hours.describe() in decision.suggested_reply
+    assert format_italian_moment(decision.sla_deadline, TUESDAY_10) in decision.suggested_reply
 
 
 def test_a_logged_only_post_gets_no_reply(rules, taxonomy, validator):
@@ -109,6 +135,7 @@ def test_a_logged_only_post_gets_no_reply(rules, taxonomy, validator):
     ({"intents": {"reclamo": {"default": "x", "arrabbiato": "y"}}},
      "suggested_replies.intents.reclamo: unknown sentiment label 'arrabbiato'"),
     ({"greeting_by_channel": {"fax": "Spett.le"}}, "suggested_replies.greeting_by_channel: unknown channel 'fax'"),
+    ({"greeting": "Ciao {handle}"}, "unknown placeholder.*handle"),
     ({"drop_intent": "lavoro"}, r"no entry for intent\(s\) \['lavoro'\]"),
 ])
 def test_a_bad_reply_config_is_refused_naming_it(tmp_path, taxonomy, change, expected):

@@ -133,8 +133,7 @@ def _conflicts_named(path: Path, call, *args):
     try:
         return call(*args)
     except RequestRejected as exc:
-        details = "; ".join(item["msg"] for item in exc.detail)
-        raise BatchConflict(f"{path}: {exc.message}: {details}") from None
+        raise BatchConflict(f"{path}: {exc.message}: {exc.details()}") from None
 
 
 def output_record(routed: RoutedPost, identity: ModelIdentity, routing_version: str) -> dict[str, Any]:

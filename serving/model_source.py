@@ -6,7 +6,6 @@ checked against; failing at start-up is better than routing on them.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data.taxonomy import Taxonomy
@@ -25,7 +24,7 @@ def pin_model(source: str, tracking_uri: str | None = None) -> tuple[str, str]:
     """(what to load, its model version) with an alias resolved now: workers that each load
     `models:/smista-classifier@champion` while the alias moves would score with two models.
     The version is the one Predictor.load reports for the same source."""
-    from training.predict import MLFLOW_URI_PREFIXES, ModelLoadError
+    from training.predict import MLFLOW_URI_PREFIXES, local_model_dir
     from training.tracking import model_version_of, use_tracking_uri
 
     if source.startswith("models:/"):
@@ -35,12 +34,8 @@ def pin_model(source: str, tracking_uri: str | None = None) -> tuple[str, str]:
     if source.startswith(MLFLOW_URI_PREFIXES):
         use_tracking_uri(tracking_uri)
         return source, model_version_of(source)
-    path = Path(source)
-    if not path.is_dir():
-        raise ModelLoadError(
-            f"model {source!r}: no such directory, and not an MLflow URI (models:/name@alias, models:/name/N, runs:/id/model)"
-        )
-    return str(path.resolve()), path.resolve().name
+    path = local_model_dir(source).resolve()
+    return str(path), path.name
 
 
 class ModelMismatchError(RuntimeError):

@@ -58,6 +58,10 @@ class RequestRejected(Exception):
         self.message = message
         self.detail = detail or []
 
+    def details(self) -> str:
+        """Every item's message in one line (the message itself when there are none)."""
+        return "; ".join(item["msg"] for item in self.detail) or self.message
+
     def body(self) -> dict[str, Any]:
         return {"error": self.message, "detail": self.detail} if self.detail else {"error": self.message}
 

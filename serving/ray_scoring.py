@@ -290,8 +290,7 @@ class _ActorPool:
         node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
         fits = sum(cpus // threads for cpus in node_cpus)
         actors = config.actors or max(1, fits)
-        if actors > fits:
-            self.close()
+        if actors > fits:  # the caller's `finally` shuts Ray down
             raise ScoreError(
                 f"--actors {actors} x --threads-per-actor {threads} does not fit the Ray cluster "
                 f"(nodes with {', '.join(map(str, node_cpus)) or 'no'} CPUs hold {fits} such actors): lower one of them"
@@ -345,8 +344,7 @@ def _route_shard(shard: Shard, scored: ScoredShard, first_line: int, pipeline: R
             routed = pipeline.route([post], {post.id: prediction}, scored.identity, as_of_time(post, as_of),
                                     pii_kinds={post.id: pii_kinds}).results[0]
         except RequestRejected as exc:  # the id was routed before, into this store, with other content
-            details = "; ".join(item["msg"] for item in exc.detail) or exc.message
-            rejects.append(_reject(shard, line, details, json.dumps(post.to_json_dict(), ensure_ascii=False)))
+            rejects.append(_reject(shard, line, exc.details(), json.dumps(post.to_json_dict(), ensure_ascii=False)))
             continue
         seen[post.id] = (shard.source, line)
         records.append({**output_record(routed, scored.identity, routing_version), "source": shard.source, "line": line})

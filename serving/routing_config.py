@@ -231,21 +231,6 @@ class ReplyConfig(_Strict):
         return kinds
 
 
-class OutOfHoursConfig(_Strict):
-    auto_reply: str = Field(min_length=1, description="Italian auto-reply; placeholders {team} {hours} {reopens_at} {deadline}.")
-
-    @field_validator("auto_reply")
-    @classmethod
-    def _known_placeholders(cls, text: str) -> str:
-        used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-        unknown = used - AUTO_REPLY_PLACEHOLDERS
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder(s) {sorted(unknown)}; use {', '.join(sorted(AUTO_REPLY_PLACEHOLDERS))}"
-            )
-        return text
-
-
 def _check_placeholders(text: str, known: frozenset[str]) -> str:
     try:
         used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
@@ -255,6 +240,15 @@ def _check_placeholders(text: str, known: frozenset[str]) -> str:
     if unknown:
         raise ValueError(f"unknown placeholder(s) {sorted(unknown)} in {text!r}; use {', '.join(sorted(known))}")
     return text
+
+
+class OutOfHoursConfig(_Strict):
+    auto_reply: str = Field(min_length=1, description="Italian auto-reply; placeholders {team} {hours} {reopens_at} {deadline}.")
+
+    @field_validator("auto_reply")
+    @classmethod
+    def _known_placeholders(cls, text: str) -> str:
+        return _check_placeholders(text, AUTO_REPLY_PLACEHOLDERS)
 
 
 class SuggestedRepliesConfig(_Strict):

@@ -99,18 +99,14 @@ def cmd_check_runtime(args: argparse.Namespace) -> int:
 
 def _local_model_dir(source: str, tracking_uri: str | None) -> tuple[Path, bool]:
     """(local model directory, whether it is a temporary MLflow download)."""
-    from training.errors import ModelLoadError
-    from training.predict import MLFLOW_URI_PREFIXES
+    from training.predict import MLFLOW_URI_PREFIXES, local_model_dir
 
     if source.startswith(MLFLOW_URI_PREFIXES):
         from training.tracking import download_model
 
         model_dir, _ = download_model(source, tracking_uri)
         return Path(model_dir), True
-    path = Path(source)
-    if not path.is_dir():
-        raise ModelLoadError(f"model {source!r}: no such directory, and not an MLflow URI (models:/name@alias, runs:/id/model)")
-    return path, False
+    return local_model_dir(source), False
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

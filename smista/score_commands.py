@@ -42,6 +42,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from smista.cli import UserError
 
     try:
+        from serving.partitioned_output import OUTPUT_FORMATS
         from serving.ray_scoring import ScoreConfig, score_archive
     except ModuleNotFoundError as exc:
         if exc.name != "ray" and not (exc.name or "").startswith("ray."):
@@ -50,7 +51,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                         "(or `bash scripts/install.sh`, which installs it)") from None
 
     formats = tuple(name.strip() for name in args.format.split(",") if name.strip())
-    unknown = [name for name in formats if name not in ("parquet", "jsonl")]
+    unknown = [name for name in formats if name not in OUTPUT_FORMATS]
     if unknown or not formats:
         raise UserError(f"--format: {', '.join(unknown) or 'empty'}; choose parquet, jsonl or parquet,jsonl")
     report = score_archive(ScoreConfig(

@@ -136,6 +136,16 @@ def blended_backend(transformer_backend, model_dir: Path, blend: dict):
     return BlendBackend(transformer_backend, BaselineBackend(BaselineModel.load(baseline_dir)), blend["weights"])
 
 
+def local_model_dir(source: str) -> Path:
+    """`source` as a model directory; ModelLoadError when it is neither one nor an MLflow URI."""
+    path = Path(source)
+    if not path.is_dir():
+        raise ModelLoadError(
+            f"model {source!r}: no such directory, and not an MLflow URI (models:/name@alias, models:/name/N, runs:/id/model)"
+        )
+    return path
+
+
 class Predictor:
     model_version: str               # registry version, run id or directory name
     taxonomy_version: str
@@ -178,11 +188,7 @@ class Predictor:
             model_dir, version = download_model(source, tracking_uri)
             return cls.from_directory(model_dir, model_version=version, runtime=runtime, downloaded=True,
                                       threads=threads)
-        path = Path(source)
-        if not path.is_dir():
-            raise ModelLoadError(
-                f"model {source!r}: no such directory, and not an MLflow URI (models:/name@alias, models:/name/N, runs:/id/model)"
-            )
+        path = local_model_dir(source)
         return cls.from_directory(path, model_version=path.resolve().name, runtime=runtime, threads=threads)
 
     @classmethod

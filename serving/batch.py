@@ -29,6 +29,7 @@ from typing import Any, Literal, TextIO
 from data.jsonl import LineError, iter_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
+from serving.drift import record_reference
 from serving.model_source import PREDICT_CHUNK, load_checked_predictor
 from serving.pipeline import ModelIdentity, RequestRejected, RoutingPipeline
 from serving.routing_config import DEFAULT_ROUTING_PATH
@@ -79,6 +80,7 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
     predictor = load_checked_predictor(config.model, taxonomy, config.runtime)
     identity = ModelIdentity(predictor.model_version, predictor.taxonomy_version, predictor.runtime)
     store = PredictionStore(config.database_url)
+    record_reference(store, predictor.model_version, predictor.reference_profile)
     pipeline = RoutingPipeline(
         taxonomy, rules, store, max_posts_per_request=config.chunk_size, max_text_chars=config.max_text_chars,
         store_post_text=config.store_post_text,

@@ -39,6 +39,7 @@ from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
 from serving.archive_shards import DEFAULT_PARTITION_BYTES, Shard, SourceFile, expand_sources, plan_sources, read_shard
 from serving.batch import AsOf, as_of_time, output_record
+from serving.drift import record_reference
 from serving.model_source import PREDICT_CHUNK, load_checked_predictor, pin_model
 from serving.partitioned_output import PartitionedOutput
 from serving.pipeline import ModelIdentity, RequestRejected, RoutingPipeline
@@ -108,6 +109,7 @@ class ScoredShard:
     line_count: int
     identity: ModelIdentity
     seconds: float
+    reference: dict | None = None   # the model's drift reference (training.label_profile)
 
 
 class ShardScorer:
@@ -139,7 +141,8 @@ class ShardScorer:
             pii_kinds = [private_data_kinds(text, self.rules) for text in texts]
             indices.append(shard.index)
             payloads.append(pickle.dumps(ScoredShard(shard.index, read.posts, predictions, pii_kinds, read.rejects,
-                                                     read.line_count, self.identity, time.perf_counter() - started)))
+                                                     read.line_count, self.identity, time.perf_counter() - started,
+                                                     self.predictor.reference_profile)))
         return {"index": np.array(indices), "payload": np.array(payloads, dtype=object)}
 
 
@@ -198,6 +201,7 @@ def score_archive(config: ScoreConfig, progress: Callable[[str], None] | None = 
             results = pool.results(pending) if pool is not None else iter(())
             lines_before: dict[str, int] = {}
             completed = report.skipped
+            referenced = False  # the model's drift reference is stored with the first partition routed
             for shard in shards:
                 first_line = lines_before.get(shard.source, shard.first_row)
                 if shard.index in finished:
@@ -208,6 +212,9 @@ def score_archive(config: ScoreConfig, progress: Callable[[str], None] | None = 
                     raise RuntimeError(f"partition {scored.index} arrived in place of {shard.index}: order was not preserved")
                 if scored.identity.model_version != model_version:
                     raise ScoreError(f"an actor loaded model {scored.identity.model_version}, the job pinned {model_version}")
+                if not referenced:
+                    referenced = True
+                    record_reference(store, model_version, scored.reference)
                 lines_before[shard.source] = first_line + scored.line_count
                 routing_started = time.perf_counter()
                 records, rejects = _route_shard(shard, scored, first_line, pipeline, rules.version, config.as_of, seen)

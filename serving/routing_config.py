@@ -198,8 +198,11 @@ class SlaConfig(_Strict):
     channel_targets: dict[str, dict[str, timedelta]] = Field(
         default_factory=dict, description="Channel -> priority -> target, overriding `targets`."
     )
+    resolution_targets: dict[str, timedelta] = Field(
+        default_factory=dict, description="Priority -> time to resolve in the team's service time (the report "
+                                          "measures against it; routing does not use it).")
 
-    @field_validator("targets", mode="before")
+    @field_validator("targets", "resolution_targets", mode="before")
     @classmethod
     def _parse_targets(cls, value: object) -> object:
         if isinstance(value, dict):
@@ -381,6 +384,24 @@ class ContactHistoryConfig(_Strict):
         return timedelta(minutes=self.min_gap_minutes)
 
 
+class DriftConfig(_Strict):
+    """When the model's view of recent traffic has moved away from what it saw in training (or in the
+    period before): read by the drift gauge of /metrics and by `smista report`."""
+
+    window_hours: int = Field(default=24, ge=1, description="Recent traffic: the posts routed in the last this many hours.")
+    psi_threshold: float = Field(
+        default=0.2, gt=0, description="A head whose label shares moved by at least this population-stability index "
+                                       "is flagged (0.1: worth a look, 0.2: a real shift, by the usual reading).")
+    confidence_drop: float = Field(
+        default=0.10, gt=0, le=1, description="A head whose mean confidence fell by at least this much is flagged.")
+    min_posts: int = Field(default=50, ge=1, description="Fewer posts than this in a window: not judged, never flagged.")
+    max_posts: int = Field(default=20000, ge=1, description="At most this many of a window's latest posts are read.")
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(hours=self.window_hours)
+
+
 class RoutingConfig(_Strict):
     version: VersionText = Field(description="Routing rules version, stored with every route.")
     timezone: str = Field(description="IANA zone of the service hours, e.g. Europe/Rome.")
@@ -398,6 +419,7 @@ class RoutingConfig(_Strict):
         default=None, description="Who wrote before, and repeat contacts on open problems; None: no history.")
     suggested_replies: SuggestedRepliesConfig | None = Field(
         default=None, description="Reply drafts per intent and sentiment; None: no suggestion.")
+    drift: DriftConfig = Field(default_factory=DriftConfig, description="Thresholds of the drift gauge and report.")
 
     @field_validator("timezone")
     @classmethod
@@ -485,6 +507,7 @@ def check_against_taxonomy(config: RoutingConfig, taxonomy: Taxonomy) -> list[st
     missing = [priority for priority in priorities if priority not in config.sla.targets]
     if missing:
         problems.append(f"sla.targets: no target for priority(ies) {missing}")
+    check_labels("sla.resolution_targets", "priority", list(config.sla.resolution_targets))
     check_channels("sla.channel_targets", list(config.sla.channel_targets))
     for channel, targets in config.sla.channel_targets.items():
         check_labels(f"sla.channel_targets.{channel}", "priority", list(targets))

@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse
 
 from data.pii import find_pii
 from data.taxonomy import load_taxonomy
+from serving.drift import DriftGauge, record_reference
 from serving.metrics import ClassifierCallMetrics, PredictionMetrics, RouteMetrics, triage_rate_exposition
 from serving.model_source import PREDICT_CHUNK, load_checked_predictor
 from serving.pipeline import (
@@ -150,6 +151,11 @@ class Classifier:
         """The same, without the batching queue: for a call that finds the Classifier idle."""
         return self._classify(texts)
 
+    @bentoml.api
+    def drift_reference(self) -> dict[str, Any]:
+        """The model's drift reference (training.label_profile); empty for a model saved without one."""
+        return self.predictor.reference_profile or {}
+
     def _classify(self, texts: list[str]) -> list[TextPrediction]:
         # One model call at a time across both endpoints: a batch arriving while a direct call runs
         # waits here rather than running beside it, two sets of threads on the same cores.
@@ -223,6 +229,8 @@ class Router:
             observer=RouteMetrics(),
         )
         self.classifier_calls = ClassifierCalls(ClassifierCallMetrics().called)
+        self.drift = DriftGauge(self.store, taxonomy, rules.config.drift)
+        self._referenced_versions: set[str] = set()  # model versions whose drift reference is stored
         find_pii("avvio del servizio")  # builds the PII analyzer (spaCy, Presidio: seconds) now, not on a request
         log_event("router_ready", settings=settings.describe(), routing_version=rules.version)
 
@@ -251,7 +259,7 @@ class Router:
         return None
 
     def __metrics__(self, content: str) -> str:
-        return content + triage_rate_exposition(self.store)
+        return content + triage_rate_exposition(self.store) + self.drift.exposition()
 
     @bentoml.api(input_spec=ClassifyRequest)
     async def classify(self, posts: OneOrManyPosts) -> ClassifyResponse:
@@ -271,6 +279,8 @@ class Router:
             # The store is synchronous SQLAlchemy: keep it off the event loop.
             new = await anyio.to_thread.run_sync(self.pipeline.posts_to_predict, validated)
             predictions, identity = await self._predict([post.text for post in new]) if new else ([], None)
+            if identity is not None and identity.model_version not in self._referenced_versions:
+                await self._record_reference(identity.model_version)
             now = datetime.now(timezone.utc)
             by_id = {post.id: prediction for post, prediction in zip(new, predictions, strict=True)}
             return await anyio.to_thread.run_sync(self.pipeline.route, validated, by_id, identity, now,
@@ -298,6 +308,14 @@ class Router:
             return await anyio.to_thread.run_sync(self.pipeline.crisis.report, datetime.now(timezone.utc))
         except StoreUnavailable as exc:
             return _rejection(store_unavailable(exc))
+
+    async def _record_reference(self, model_version: str) -> None:
+        """Store the drift reference of a model version the first time it routes (once per process)."""
+        reference = await self.classifier.to_async.drift_reference()
+        await anyio.to_thread.run_sync(record_reference, self.store, model_version, reference)
+        self._referenced_versions.add(model_version)
+        self.drift.invalidate()
+        log_event("drift_reference_recorded" if reference else "drift_reference_missing", model_version=model_version)
 
     async def _predict(self, texts: list[str]) -> tuple[list[dict[str, Any]], ModelIdentity]:
         # A connection to the Classifier can still be cut (its worker restarted, the daily pool

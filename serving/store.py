@@ -194,6 +194,17 @@ class Feedback(Base):
     __table_args__ = (Index("one_feedback_per_idempotency_key", "idempotency_key", unique=True),)
 
 
+class ModelReference(Base):
+    """The drift reference of a model version (training.label_profile), recorded by whoever routes
+    with it first, so that a report or a gauge reading the store needs no access to the model."""
+
+    __tablename__ = "model_references"
+
+    model_version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reference: Mapped[dict] = mapped_column(JSON)
+
+
 class NegativeSignal(Base):
     """A negative post on an intent, the input of crisis detection (one row per post and intent,
     so a retried request does not count twice)."""
@@ -386,6 +397,27 @@ class PredictionStore:
             bounded = sum(count if client is None else min(count, max_authors_per_client) for client, count in per_client)
             authors = min(authors, bounded)
         return WindowCount(posts=posts or 0, authors=authors or 0, conversations=conversations or 0)
+
+    def record_reference(self, model_version: str, reference: dict, now: datetime) -> None:
+        """Keep a model version's drift reference; the first one recorded stays (a version's model
+        does not change)."""
+        insert = _dialect_insert(self.engine)
+        with self.session() as session:
+            session.execute(insert(ModelReference).values(model_version=model_version, recorded_at=now,
+                                                          reference=reference)
+                            .on_conflict_do_nothing(index_elements=["model_version"]))
+
+    def reference_for(self, model_version: str) -> dict | None:
+        with self.session() as session:
+            return session.scalar(select(ModelReference.reference).where(ModelReference.model_version == model_version))
+
+    def recent_predictions(self, since: datetime, until: datetime, limit: int) -> list[tuple[str, dict]]:
+        """(model_version, predictions) of the latest `limit` posts routed with since < received_at <= until."""
+        with self.session() as session:
+            return [tuple(row) for row in session.execute(
+                select(RoutedPost.model_version, RoutedPost.predictions)
+                .where(RoutedPost.received_at > since, RoutedPost.received_at <= until, RoutedPost.duplicate_of.is_(None))
+                .order_by(RoutedPost.received_at.desc()).limit(limit))]
 
     def human_triage_rate(self, since: datetime) -> tuple[int, float | None]:
         """(posts routed since `since`, share of them sent to human triage; None when there were none)."""

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smista.label_commands",
     "smista.serve_commands",
     "smista.score_commands",
+    "smista.operations_commands",
 )
 
 

@@ -346,6 +346,12 @@ def test_metrics_and_openapi(http):
     assert 'smista_routed_posts_total{' in metrics and 'tier="human_triage"' in metrics
     assert 'smista_human_triage_rate{window="1h"}' in metrics
     assert "bentoml_service_adaptive_batch_size" in metrics
+    # Drift per head against the model's training reference, which the Router fetched from the
+    # Classifier and stored when the model first routed, and against the previous window.
+    for head in ("intent", "sentiment", "business_action"):
+        assert f'smista_drift_psi{{head="{head}",against="training",window="24h"}}' in metrics
+        assert f'smista_drift_flagged{{head="{head}",against="previous_period",window="24h"}}' in metrics
+        assert f'smista_mean_confidence{{head="{head}",window="24h"}}' in metrics
     paths = http.get("/docs.json").json()["paths"]
     assert {"/classify", "/route", "/feedback", "/crisis", "/readyz"} <= set(paths)
 

@@ -26,6 +26,7 @@ from data.dataset import load_labelled_posts
 from data.schema import Post, PostValidator
 from data.taxonomy import Taxonomy
 from training.errors import EvaluationError
+from training.label_profile import head_profile
 from training.predict import HeadSpec, Predictor
 
 COVERAGE_METRIC_DIR = Path(__file__).resolve().parent / "metrics" / "coverage_at_precision"
@@ -59,6 +60,9 @@ class EvaluationReport:
     heads: dict[str, HeadReport]
     seconds: float = 0.0  # time to predict every post (batch 32)
     notes: list[str] = field(default_factory=list)
+    # Per head, the shares of the predicted labels and the mean confidence over every post of the
+    # split (training.label_profile): the drift reference when the split is test.
+    profile: dict[str, dict] = field(default_factory=dict)
 
     @property
     def posts_per_second(self) -> float:
@@ -216,6 +220,7 @@ def evaluate_posts(predictor: Predictor, posts: Sequence[Post], split: str, batc
     probabilities = predictor.predict_probabilities([post.text for post in posts], batch_size=batch_size)
     seconds = time.perf_counter() - started
     heads, notes = {}, []
+    profile = {name: decisions_profile(head, probabilities[name]) for name, head in predictor.heads.items()}
     for name, head in predictor.heads.items():
         # Partial labels: each head is scored on the posts labelled for it, and only if there are any.
         labelled = np.array([name in post.labels for post in posts])
@@ -227,8 +232,19 @@ def evaluate_posts(predictor: Predictor, posts: Sequence[Post], split: str, batc
         chosen = [post for post, keep in zip(posts, labelled) if keep]
         heads[name] = evaluate_head(head, gold_matrix(chosen, head), probabilities[name][labelled])
     return EvaluationReport(
-        split=split, posts=len(posts), model_version=predictor.model_version, heads=heads, seconds=seconds, notes=notes
+        split=split, posts=len(posts), model_version=predictor.model_version, heads=heads, seconds=seconds, notes=notes,
+        profile=profile,
     )
+
+
+def decisions_profile(head: HeadSpec, probabilities: np.ndarray) -> dict:
+    """The head's decisions on these posts as a label profile (shares and mean confidence)."""
+    decisions, confidence = head.decide(probabilities)
+    if head.multi_label:
+        label_lists = [[head.labels[i] for i in np.flatnonzero(row)] for row in decisions]
+    else:
+        label_lists = [[head.labels[i]] for i in decisions]
+    return head_profile(label_lists, confidence.tolist(), head.labels, head.multi_label)
 
 
 def read_labelled_posts(path: str | Path, taxonomy: Taxonomy) -> list[Post]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from training.errors import ModelLoadError
+from training.label_profile import read_reference
 
 MLFLOW_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
 # How a transformer model is run: PyTorch as trained, or its ONNX export (training/onnx_export.py)
@@ -158,6 +159,8 @@ class Predictor:
         self.model_version = model_version
         self.taxonomy_version = taxonomy_version
         self.kind = kind  # "transformer" or "tfidf_baseline"
+        # The drift reference saved with the model (training.label_profile); None for older models.
+        self.reference_profile: dict | None = None
 
     @property
     def runtime(self) -> str:
@@ -194,7 +197,13 @@ class Predictor:
     @classmethod
     def from_directory(cls, model_dir: str | Path, model_version: str, runtime: str = "torch",
                        downloaded: bool = False, threads: int | None = None) -> Predictor:
-        model_dir = Path(model_dir)
+        predictor = cls._from_directory(Path(model_dir), model_version, runtime, downloaded, threads)
+        predictor.reference_profile = read_reference(Path(model_dir))
+        return predictor
+
+    @classmethod
+    def _from_directory(cls, model_dir: Path, model_version: str, runtime: str, downloaded: bool,
+                        threads: int | None) -> Predictor:
         check_runtime(runtime)
         if (model_dir / BASELINE_FILE).is_file():
             if runtime != "torch":

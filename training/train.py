@@ -28,6 +28,7 @@ from training.errors import RecipeTaxonomyError
 from training.best_epoch import KeepBestEpoch
 from training.blend import BLEND_DIR, choose_blend_weights
 from training.evaluate import EvaluationReport, evaluate_posts, write_report
+from training.label_profile import write_reference
 from training.partial_labels import labelled_rows
 from training.predict import Predictor
 from training.recipe import TrainRecipe, resolve_tracking_uri
@@ -310,6 +311,12 @@ def evaluate_and_record(
         write_report(report, evaluation_dir / split, plots=split == "test")
         print(report.format_table(), flush=True)
         reports[split] = report
+    # The drift reference travels with the model (registered, downloaded, served): what its decisions
+    # look like on posts like those it was made from.
+    write_reference(model_dir, reports["test"].profile, {
+        "split": "test", "posts": reports["test"].posts, "data_hash": data.data_hash,
+        "train_label_counts": data.manifest.get("counts", {}).get("train", {}),
+    })
     run_tags: dict[str, str] = {}
     for name in recipe.data.held_out:
         # Held-out sets (e.g. real annotated posts kept for measurement) are scored like test, as

@@ -32,6 +32,7 @@ import numpy as np
 import statsmodels.api as sm
 from scipy import stats
 
+from operations.store_reader import PostRecord
 from serving.service_hours import TeamHours
 
 HOUR = timedelta(hours=1)
@@ -234,6 +235,17 @@ class Forecast:
                 entry["max_agents"] = max(entry["max_agents"], row["agents"])
                 entry["max_agents_high"] = max(entry["max_agents_high"], row["agents_high"])
         return list(rows.values())
+
+
+def team_arrivals(posts: Sequence[PostRecord]) -> dict[str, list[datetime]]:
+    """Arrival times per team of the queued posts. Posts a crisis took are left out: a crisis is not
+    seasonal, and fitted as an hour-of-week effect it would come back in the forecast every week
+    (crisis detection, not the forecast, is what handles it)."""
+    arrivals: dict[str, list[datetime]] = {}
+    for post in posts:
+        if post.team is not None and post.crisis_id is None:
+            arrivals.setdefault(post.team, []).append(post.received_at)
+    return arrivals
 
 
 def forecast_teams(arrivals: Mapping[str, Sequence[datetime]], start: datetime, team_hours: Mapping[str, TeamHours],

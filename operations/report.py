@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from data.atomic_files import write_text_atomically
-from operations.forecast import Forecast, ForecastSettings, forecast_teams
+from operations.forecast import Forecast, ForecastSettings, forecast_teams, team_arrivals
 from operations.kpis import KpiTables, compute_kpis, crisis_rows
-from operations.store_reader import PostRecord, read_crises, read_posts
+from operations.store_reader import read_crises, read_posts
 from serving.drift import DriftAssessment, assess_drift
 from serving.rules import RoutingRules
 from serving.store import PredictionStore
@@ -95,21 +95,13 @@ def build_report(store: PredictionStore, rules: RoutingRules, since: datetime, u
     result_forecast = None
     if forecast is not None:
         history = read_posts(store, until - timedelta(weeks=forecast.history_weeks + forecast.backtest_weeks), until)
-        arrivals = _arrivals_by_team(history)
+        arrivals = team_arrivals(history)
         if arrivals:
             result_forecast = forecast_teams(arrivals, until, rules.team_hours, rules.config.zone, forecast)
         else:
             notes.append("no queued post before the end of the period: no forecast")
     return CareReport(since, until, now or datetime.now(timezone.utc), safe_url(store.url), versions, kpis, crises,
                       drift, result_forecast, notes)
-
-
-def _arrivals_by_team(posts: list[PostRecord]) -> dict[str, list[datetime]]:
-    arrivals: dict[str, list[datetime]] = {}
-    for post in posts:
-        if post.team is not None:
-            arrivals.setdefault(post.team, []).append(post.received_at)
-    return arrivals
 
 
 def write_json(report: CareReport, path: Path) -> Path:

@@ -23,8 +23,27 @@ RESPONSE_COLUMNS = ["priority", "channel", "posts", "first_response_within", "fi
                     "first_response_pending", "first_response_within_share", "first_response_median_minutes",
                     "first_response_p90_minutes", "resolution_within", "resolution_breached",
                     "resolution_within_share", "resolution_median_hours", "resolution_p90_hours"]
-# Recent history shown before the forecast in its chart.
-HISTORY_SHOWN_HOURS = 72
+# Italian column headers of the page (the JSON and CSV keep the field names).
+HEADERS = {
+    "priority": "priorità", "channel": "canale", "posts": "post", "team": "team", "tier": "fascia", "head": "campo",
+    "first_response_within": "1ª risposta entro SLA", "first_response_breached": "fuori SLA",
+    "first_response_pending": "in sospeso", "first_response_within_share": "quota entro SLA",
+    "first_response_median_minutes": "mediana (min)", "first_response_p90_minutes": "p90 (min)",
+    "resolution_within": "risolti entro obiettivo", "resolution_breached": "fuori obiettivo",
+    "resolution_pending": "in sospeso", "resolution_within_share": "quota entro obiettivo",
+    "resolution_median_hours": "mediana (ore)", "resolution_p90_hours": "p90 (ore)",
+    "fuori_tema": "fuori tema", "not_manageable": "non gestibili", "flush_rate": "flush rate",
+    "with_feedback": "con feedback", "resolved": "risolti", "closing_rate": "tasso di chiusura",
+    "problems": "problemi", "problems_solved": "problemi risolti", "problems_solved_share": "quota risolti",
+    "answers": "risposte", "mean": "media", "satisfied_share": "quota 4-5", "share": "quota",
+    "corrected": "corretti", "correction_rate": "tasso di correzione", "precision": "precisione",
+    "crisis_id": "crisi", "intent": "intento", "started_at": "inizio", "ended_at": "fine",
+    "baseline_per_hour": "base (post/ora)", "peak_window_count": "picco nella finestra",
+    "posts_routed_to_crisis": "post alla crisi", "date": "giorno", "peak_hour": "ora di punta", "peak_mean": "post nell'ora di punta",
+    "max_agents": "agenti (max)", "max_agents_high": "agenti (max, limite alto)", "weeks": "settimane", "hours": "ore",
+    "mae_model": "MAE modello", "mae_naive_same_hour_last_week": "MAE stessa ora sett. prima", "skill": "skill",
+    "interval_coverage": "copertura intervallo",
+}
 
 
 def fmt(value: Any) -> str:
@@ -41,7 +60,7 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> Marku
     if not rows:
         return Markup('<p class="note">Nessun dato.</p>')
     columns = columns or list(dict.fromkeys(key for row in rows for key in row))
-    head = "".join(f"<th>{escape(column)}</th>" for column in columns)
+    head = "".join(f"<th>{escape(HEADERS.get(column, column))}</th>" for column in columns)
     body = []
     for row in rows:
         cells = []
@@ -50,7 +69,7 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> Marku
             css = ' class="text"' if isinstance(value, str) else ""
             cells.append(f"<td{css}>{escape(fmt(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return Markup(f"<table><tr>{head}</tr>{''.join(body)}</table>")
+    return Markup(f'<div class="wide"><table><tr>{head}</tr>{"".join(body)}</table></div>')
 
 
 def _percent(value: float | None) -> str:
@@ -117,6 +136,8 @@ def render_html(report: CareReport, drift_config: DriftConfig) -> str:
         period=f"{report.since.strftime(zone_time)} – {report.until.strftime(zone_time)} UTC",
         generated=report.generated_at.strftime(zone_time) + " UTC",
         notes=report.notes, response_columns=RESPONSE_COLUMNS, drift_config=drift_config,
+        response_by_priority=[row for row in tables["response_times"] if row["channel"] == ALL],
+        response_by_channel=[row for row in tables["response_times"] if row["priority"] == ALL],
         corrections_all=[row for row in tables["corrections"] if row["tier"] == ALL],
         corrections_by_tier=[row for row in tables["corrections"] if row["tier"] != ALL],
         forecast=report.forecast,

@@ -103,7 +103,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from operations.forecast import forecast_teams
+    from operations.forecast import forecast_teams, team_arrivals
     from operations.store_reader import read_posts
     from serving.store import PredictionStore
 
@@ -115,11 +115,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         history = read_posts(store, start - timedelta(weeks=settings.history_weeks + settings.backtest_weeks), start)
     finally:
         store.close()
-    arrivals: dict[str, list[datetime]] = {}
-    for post in history:
-        if post.team is not None:
-            arrivals.setdefault(post.team, []).append(post.received_at)
-    forecast = forecast_teams(arrivals, start, rules.team_hours, rules.config.zone, settings)
+    forecast = forecast_teams(team_arrivals(history), start, rules.team_hours, rules.config.zone, settings)
     if args.format == "json":
         json.dump({"start": start.isoformat(), "hourly": forecast.hourly_rows(), "daily": forecast.daily_rows(),
                    "backtest": [score.as_row() for score in forecast.backtests]}, sys.stdout, indent=2, ensure_ascii=False)

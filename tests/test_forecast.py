@@ -11,7 +11,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from operations.forecast import ForecastSettings, SeasonalCountModel, backtest, forecast_team, hourly_counts
+from operations.forecast import (
+    ForecastSettings,
+    SeasonalCountModel,
+    backtest,
+    forecast_team,
+    hourly_counts,
+    team_arrivals,
+)
+from operations.store_reader import PostRecord
 from serving.rules import load_routing_rules
 from serving.routing_config import DEFAULT_ROUTING_PATH
 
@@ -101,3 +109,13 @@ def test_too_little_history_gives_no_backtest_and_bad_settings_are_named():
         ForecastSettings(posts_per_agent_hour=0).check()
     with pytest.raises(ValueError, match="interval"):
         ForecastSettings(interval=1.5).check()
+
+
+def test_posts_a_crisis_took_and_logged_posts_stay_out_of_the_history():
+    def record(post_id: str, team: str | None, crisis_id: int | None) -> PostRecord:
+        return PostRecord(post_id, END, "twitter", "reclamo", team, "queue" if team else "log_only", "alta", "auto",
+                          crisis_id, None, {}, "m/1")
+
+    arrivals = team_arrivals([record("a", "customer_care", None), record("b", "direzione", 3),
+                              record("c", None, None), record("d", "customer_care", None)])
+    assert arrivals == {"customer_care": [END, END]}

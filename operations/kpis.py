@@ -251,8 +251,9 @@ def _corrections(posts: Sequence[PostRecord], heads: Sequence[str]) -> list[Row]
 def crisis_rows(episodes, posts: Sequence[PostRecord]) -> list[Row]:
     """The crisis episodes of the period with the posts they took."""
     taken = Counter(post.crisis_id for post in posts if post.crisis_id is not None)
-    return [{"crisis_id": episode.id, "intent": episode.intent, "started_at": episode.started_at.isoformat(),
-             "ended_at": episode.ended_at.isoformat() if episode.ended_at else None,
+    return [{"crisis_id": episode.id, "intent": episode.intent,
+             "started_at": episode.started_at.isoformat(timespec="minutes"),
+             "ended_at": episode.ended_at.isoformat(timespec="minutes") if episode.ended_at else None,
              "baseline_per_hour": round(episode.baseline_per_hour, 2), "peak_window_count": episode.peak_window_count,
              "posts_routed_to_crisis": taken.get(episode.id, 0)}
             for episode in episodes]

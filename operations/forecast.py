@@ -37,6 +37,7 @@ from serving.service_hours import TeamHours
 
 HOUR = timedelta(hours=1)
 WEEK_HOURS = 168
+RECENT_HOURS = 72  # observed hours shown before the forecast in the report's chart
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class TeamForecast:
     rows: list[dict] = field(default_factory=list)   # hour, mean, low, high, open, agents, agents_high
     dispersion: float = 1.0
     history_posts: int = 0
+    recent: list[tuple[datetime, int]] = field(default_factory=list)   # the last observed hours (local), for the chart
 
 
 def forecast_team(team: str, timestamps: Sequence[datetime], start: datetime, hours_of_team: TeamHours | None,
@@ -137,7 +139,8 @@ def forecast_team(team: str, timestamps: Sequence[datetime], start: datetime, ho
     future = [floor_hour(start) + i * HOUR for i in range(settings.horizon_hours)]
     mean = model.mean(future)
     low, high = model.interval(mean, settings.interval)
-    result = TeamForecast(team, dispersion=round(model.dispersion, 3), history_posts=int(counts.sum()))
+    result = TeamForecast(team, dispersion=round(model.dispersion, 3), history_posts=int(counts.sum()),
+                          recent=[(hour.astimezone(zone), int(count)) for hour, count in zip(hours[-RECENT_HOURS:], counts[-RECENT_HOURS:])])
     backlog_mean = backlog_high = 0.0
     for moment, m, lo, hi in zip(future, mean, low, high):
         is_open = hours_of_team.is_open(moment) if hours_of_team is not None else True

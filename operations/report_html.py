@@ -119,7 +119,9 @@ def _charts(report: CareReport) -> dict[str, Any]:
             hours = [datetime.fromisoformat(row["hour"]).replace(tzinfo=None) for row in team.rows]
             built["forecast"].append(Markup(charts.forecast_chart(
                 hours, [row["mean"] for row in team.rows], [row["low"] for row in team.rows],
-                [row["high"] for row in team.rows], [], [],
+                [row["high"] for row in team.rows],
+                [hour.replace(tzinfo=None) for hour, _ in team.recent],
+                [count for _, count in team.recent],
                 f"{team.team}: {sum(row['mean'] for row in team.rows):.0f} post attesi, "
                 f"al massimo {max(row['agents_high'] for row in team.rows)} agenti in un'ora")))
     return built

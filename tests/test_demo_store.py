@@ -33,7 +33,7 @@ def posts_file(tmp_path_factory):
 def demo_store(tiny_run, posts_file, tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('demo-store') / 'demo.sqlite'}"
     code = main(["demo-store", str(posts_file), "--model", str(tiny_run.model_dir), "--database-url", url,
-                 "--weeks", "2", "--posts-per-day", "40", "--end", END.isoformat()])
+                 "--weeks", "2", "--posts-per-day", "25", "--end", END.isoformat()])
     assert code == 0
     return url
 
@@ -49,8 +49,8 @@ def counts(url: str) -> tuple[int, int, int, int]:
 
 def test_the_demo_fills_a_store_with_posts_feedback_a_crisis_and_the_model_reference(demo_store):
     posts, feedback, crises, references = counts(demo_store)
-    # 2 weeks at about 40 posts a weekday (less at weekends), plus the crisis burst of 70.
-    assert 450 < posts < 900
+    # 2 weeks at about 25 posts a weekday (less at weekends), plus the crisis burst of 70.
+    assert 280 < posts < 560
     assert 0.5 * posts < feedback < posts
     assert crises >= 1
     assert references == 1
@@ -71,7 +71,7 @@ def test_the_demo_is_reproducible_and_never_writes_into_a_store_with_posts(tiny_
     posts = load_demo_posts([posts_file], taxonomy)
     predictor = Predictor.load(str(tiny_run.model_dir))
     url = f"sqlite:///{tmp_path / 'again.sqlite'}"
-    report = build_demo_store(DemoSettings(database_url=url, weeks=2, posts_per_day=40, end=END), predictor, rules, posts)
+    report = build_demo_store(DemoSettings(database_url=url, weeks=2, posts_per_day=25, end=END), predictor, rules, posts)
     assert counts(url) == counts(demo_store)
     assert report.posts == counts(url)[0]
     before = counts(demo_store)
@@ -88,7 +88,7 @@ def test_report_and_forecast_on_the_demo_store(demo_store, tmp_path, capsys):
                  "--json", str(tmp_path / "report.json"), "--history-weeks", "2", "--backtest-weeks", "0"])
     assert code == 0
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
-    assert document["summary"]["posts"] > 200 and document["tables"]["crises"]
+    assert document["summary"]["posts"] > 150 and document["tables"]["crises"]
     assert document["tables"]["forecast_daily"] and document["tables"]["drift"]
     html = output.read_text(encoding="utf-8")
     assert "Previsione dei picchi" in html and "crisi 1" in html

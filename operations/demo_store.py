@@ -32,6 +32,7 @@ from data.jsonl import read_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
 from data.dataset import SEED_DATA_DIR
 from data.taxonomy import Taxonomy
+from operations.forecast import floor_hour
 from serving.drift import record_reference
 from serving.pipeline import ModelIdentity, RoutingPipeline
 from serving.rules import RoutingRules
@@ -148,8 +149,7 @@ def _replay(settings: DemoSettings, predictor, rules: RoutingRules, posts: Seque
             store: PredictionStore) -> DemoReport:
     rng = random.Random(settings.seed)
     zone = rules.config.zone
-    end = (settings.end or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(minute=0, second=0,
-                                                                                            microsecond=0)
+    end = floor_hour(settings.end or datetime.now(timezone.utc))
     start = end - timedelta(weeks=settings.weeks)
     taxonomy = rules.taxonomy
     pipeline = RoutingPipeline(taxonomy, rules, store, max_posts_per_request=1,

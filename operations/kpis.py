@@ -143,29 +143,45 @@ def _resolution_deadline(post: PostRecord, rules: RoutingRules) -> datetime | No
     return hours.add_service_time(post.received_at, target)
 
 
+@dataclass(frozen=True)
+class _Timing:
+    """One post's first response and resolution against their deadlines (computed once per post,
+    though the post counts in four groups)."""
+
+    first: str | None                  # within, breached, pending; None without a deadline
+    first_minutes: float | None
+    resolution: str | None
+    resolution_hours: float | None
+
+
+def _timing(post: PostRecord, rules: RoutingRules, until: datetime) -> _Timing:
+    outcome = post.outcome
+    responded = outcome.first_response_at if outcome else None
+    resolved_at = outcome.resolved_at if outcome and outcome.resolved else None
+    return _Timing(
+        _against_deadline(responded, post.sla_deadline, until),
+        None if responded is None else (responded - post.received_at).total_seconds() / 60,
+        _against_deadline(resolved_at, _resolution_deadline(post, rules), until),
+        None if resolved_at is None else (resolved_at - post.received_at).total_seconds() / 3600,
+    )
+
+
 def _response_times(posts: Sequence[PostRecord], rules: RoutingRules, until: datetime) -> list[Row]:
-    groups: dict[tuple[str, str], list[PostRecord]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[_Timing]] = defaultdict(list)
     for post in posts:
+        timing = _timing(post, rules, until)
         for priority in (post.priority, ALL):
             for channel in (post.channel, ALL):
-                groups[(priority, channel)].append(post)
+                groups[(priority, channel)].append(timing)
     order = {label: index for index, label in enumerate([*rules.priorities, ALL])}
     channels = {label: index for index, label in enumerate([*rules.taxonomy.channel_ids, ALL])}
     rows = []
     for (priority, channel), members in sorted(groups.items(),
                                                key=lambda item: (order[item[0][0]], channels.get(item[0][1], -1))):
-        first, resolution = Counter(), Counter()
-        first_minutes, resolution_hours = [], []
-        for post in members:
-            outcome = post.outcome
-            responded = outcome.first_response_at if outcome else None
-            resolved_at = outcome.resolved_at if outcome and outcome.resolved else None
-            if responded is not None:
-                first_minutes.append((responded - post.received_at).total_seconds() / 60)
-            if resolved_at is not None:
-                resolution_hours.append((resolved_at - post.received_at).total_seconds() / 3600)
-            first[_against_deadline(responded, post.sla_deadline, until)] += 1
-            resolution[_against_deadline(resolved_at, _resolution_deadline(post, rules), until)] += 1
+        first = Counter(timing.first for timing in members)
+        resolution = Counter(timing.resolution for timing in members)
+        first_minutes = [timing.first_minutes for timing in members if timing.first_minutes is not None]
+        resolution_hours = [timing.resolution_hours for timing in members if timing.resolution_hours is not None]
         rows.append({
             "priority": priority, "channel": channel, "posts": len(members),
             "first_response_within": first["within"], "first_response_breached": first["breached"],

@@ -84,7 +84,11 @@ def build_report(store: PredictionStore, rules: RoutingRules, since: datetime, u
         raise ValueError("since and until must carry a time zone")
     if until <= since:
         raise ValueError(f"the period is empty: until ({until.isoformat()}) is not after since ({since.isoformat()})")
-    posts = read_posts(store, since, until)
+    # One read serves the period and the forecast's history (which usually holds the period).
+    start = since if forecast is None else min(since, until - timedelta(weeks=forecast.history_weeks
+                                                                             + forecast.backtest_weeks))
+    history = read_posts(store, start, until)
+    posts = [post for post in history if post.received_at >= since]
     versions: dict[str, int] = {}
     for post in posts:
         versions[post.model_version] = versions.get(post.model_version, 0) + 1
@@ -94,8 +98,8 @@ def build_report(store: PredictionStore, rules: RoutingRules, since: datetime, u
     notes = []
     result_forecast = None
     if forecast is not None:
-        history = read_posts(store, until - timedelta(weeks=forecast.history_weeks + forecast.backtest_weeks), until)
-        arrivals = team_arrivals(history)
+        history_start = until - timedelta(weeks=forecast.history_weeks + forecast.backtest_weeks)
+        arrivals = team_arrivals([post for post in history if post.received_at >= history_start])
         if arrivals:
             result_forecast = forecast_teams(arrivals, until, rules.team_hours, rules.config.zone, forecast)
         else:

@@ -66,12 +66,6 @@ class HeadDrift:
     flagged: bool
     why: str                          # what flagged it, or why it was not judged; "" when neither
 
-    @property
-    def confidence_change(self) -> float | None:
-        if self.mean_confidence is None or self.reference_confidence is None:
-            return None
-        return self.mean_confidence - self.reference_confidence
-
 
 def compare(current: Mapping[str, Mapping[str, Any]], reference: Mapping[str, Mapping[str, Any]], against: str,
             config: DriftConfig) -> list[HeadDrift]:

@@ -10,11 +10,18 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from data.errors import describe_validation_error
 
 Schema = TypeVar("Schema", bound=BaseModel)
+
+
+class StrictConfig(BaseModel):
+    """Base of every config schema: a misspelt key would silently fall back to a default (or disable
+    a routing rule), so unknown keys are refused; a loaded config is frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _int_as_text(value: object) -> object:

@@ -11,9 +11,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from data.config_files import VersionText, read_yaml_mapping, validate_mapping
+from data.config_files import StrictConfig, VersionText, read_yaml_mapping, validate_mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TAXONOMY_PATH = REPO_ROOT / "configs" / "taxonomy.yaml"
@@ -26,12 +26,7 @@ class TaxonomyError(ValueError):
     """The taxonomy file is missing, unreadable or invalid; the message names the problem."""
 
 
-class _Strict(BaseModel):
-    # Unknown keys are typos more often than intentions: refuse them.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LabelSpec(_Strict):
+class LabelSpec(StrictConfig):
     id: str = Field(pattern=ID_PATTERN, description="Stable label id (snake_case).")
     name: str = Field(min_length=1, description="Italian display name shown to annotators.")
     description: str = Field(min_length=1, description="What the label means.")
@@ -39,7 +34,7 @@ class LabelSpec(_Strict):
     examples: list[str] = Field(min_length=1, description="Short example posts.")
 
 
-class FieldSpec(_Strict):
+class FieldSpec(StrictConfig):
     name: str = Field(min_length=1, description="Italian display name of the field.")
     kind: Literal["single", "multi"] = Field(
         description="single: exactly one label per post; multi: zero or more labels per post."
@@ -69,12 +64,12 @@ class FieldSpec(_Strict):
         return self.kind == "multi"
 
 
-class ChannelSpec(_Strict):
+class ChannelSpec(StrictConfig):
     id: str = Field(pattern=ID_PATTERN)
     public: bool = Field(description="Default visibility of a post on this channel.")
 
 
-class Taxonomy(_Strict):
+class Taxonomy(StrictConfig):
     version: VersionText = Field(description="Taxonomy version; label ids change only with it.")
     fields: dict[str, FieldSpec] = Field(description="Predicted fields, each with its label set.")
     channels: list[ChannelSpec] = Field(description="Channels a post can come from.")

@@ -35,7 +35,8 @@ from labeling.importer import ImportReport, existing_tasks, import_posts
 from labeling.preannotate import attach_predictions, check_predictor
 
 if TYPE_CHECKING:
-    from training.predict import HeadPrediction, Predictor
+    from training.inference.heads import HeadPrediction
+    from training.inference.predict import Predictor
 
 UNCERTAINTY_MEASURES = ("entropy", "margin")
 AGGREGATIONS = ("mean", "max")

@@ -20,7 +20,8 @@ from labeling.client import LabelingError, LabelStudioClient
 from labeling.config import labels_to_result
 
 if TYPE_CHECKING:
-    from training.predict import HeadPrediction, Predictor
+    from training.inference.heads import HeadPrediction
+    from training.inference.predict import Predictor
 
 
 class ModelTaxonomyMismatchError(LabelingError):

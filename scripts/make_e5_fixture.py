@@ -3,7 +3,7 @@
 Compiles scripts/e5_engine/engine_dump.c (which includes the package's e5.c) with gcc, runs it on
 the fixture strings and stores, per string, the engine's token ids and its pooled embedding of
 "passage: " + text. The test suite checks that the Hugging Face directory built from the same
-package file (training/packed_e5.py) reproduces both.
+package file (training/fitting/packed_e5.py) reproduces both.
 
     .venv/bin/python scripts/make_e5_fixture.py            # writes tests/fixtures/e5_engine.json
 """
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "e5_engine"))
 
 from fixture_texts import FIXTURE_TEXTS  # noqa: E402
 
-from training.packed_e5 import PACKAGE_VERSION, file_sha256, locate_packed_file  # noqa: E402
+from training.fitting.packed_e5 import PACKAGE_VERSION, file_sha256, locate_packed_file  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "tests" / "fixtures" / "e5_engine.json"
 

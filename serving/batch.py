@@ -55,7 +55,7 @@ class BatchConfig:
     keep_going: bool = False
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     store_post_text: bool = False
-    runtime: str = "torch"   # torch, onnx or onnx-int8 (training.predict.RUNTIMES)
+    runtime: str = "torch"   # torch, onnx or onnx-int8 (training.inference.runtimes.RUNTIMES)
 
 
 @dataclass

@@ -40,10 +40,10 @@ from typing import Any
 
 from data.taxonomy import REPO_ROOT
 from serving.local_server import LocalServer
+from training.inference.runtimes import RUNTIMES
 from training.machine import machine_description
 
 SEED_GLOB = "data/seed/*.jsonl"
-RUNTIMES = ("torch", "onnx", "onnx-int8")
 RUNTIME_TITLES = {"torch": "torch fp32", "onnx": "onnx fp32", "onnx-int8": "onnx int8", "sklearn": "sklearn (TF-IDF)"}
 
 
@@ -318,7 +318,7 @@ def measure_plain_loop(model_source: str, texts: list[str], posts: int, time_lim
     import torch
     from transformers import AutoTokenizer
 
-    from training.model import SmistaMultiHeadModel
+    from training.inference.model import SmistaMultiHeadModel
 
     model_dir = resolve_model_dir(model_source)
     if not (model_dir / "config.json").is_file():
@@ -349,10 +349,10 @@ def measure_plain_loop(model_source: str, texts: list[str], posts: int, time_lim
 
 
 def resolve_model_dir(source: str) -> Path:
-    from training.predict import MLFLOW_URI_PREFIXES
+    from training.mlflow_access import MLFLOW_URI_PREFIXES
 
     if source.startswith(MLFLOW_URI_PREFIXES):
-        from training.tracking import download_model
+        from training.mlflow_access import download_model
 
         model_dir, _ = download_model(source, None)
         return Path(model_dir)
@@ -418,7 +418,7 @@ def model_shape(model) -> dict[str, int]:
 def token_lengths(model_dir: Path, texts: Sequence[str]) -> list[int]:
     from transformers import AutoTokenizer
 
-    import training.model  # noqa: F401  (registers the smista config type with AutoConfig)
+    import training.inference.model  # noqa: F401  (registers the smista config type with AutoConfig)
 
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -428,7 +428,7 @@ def token_lengths(model_dir: Path, texts: Sequence[str]) -> list[int]:
 def measure_ceiling(model_dir: Path, lengths: Sequence[int], config: BenchConfig) -> Ceiling:
     import torch
 
-    from training.model import SmistaMultiHeadModel
+    from training.inference.model import SmistaMultiHeadModel
 
     shape = model_shape(SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32))
     matmul = measure_matmul(config.matmul_size, config.matmul_repeats)
@@ -450,8 +450,8 @@ def export_for_bench(model_source: str, model_dir: Path, runtimes: Sequence[str]
     their start-up does not include it; its time is reported on its own."""
     if not any(runtime.startswith("onnx") for runtime in runtimes):
         return None
-    from training.onnx_export import default_onnx_dir, ensure_export, is_transformer_dir
-    from training.predict import MLFLOW_URI_PREFIXES
+    from training.inference.onnx_export import default_onnx_dir, ensure_export, is_transformer_dir
+    from training.mlflow_access import MLFLOW_URI_PREFIXES
 
     if not is_transformer_dir(model_dir):
         raise BenchError(f"{model_source}: runtimes {', '.join(runtimes)} need a transformer model; "

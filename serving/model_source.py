@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from data.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
-    from training.predict import Predictor
+    from training.inference.predict import Predictor
 
 # The Predictor sorts the texts of a call by length and pads each chunk of this many to its own
 # longest. Measured with MiniLM on 2 cores (posts of 75 tokens on average): chunks of 8 ran
@@ -24,8 +24,7 @@ def pin_model(source: str, tracking_uri: str | None = None) -> tuple[str, str]:
     """(what to load, its model version) with an alias resolved now: workers that each load
     `models:/smista-classifier@champion` while the alias moves would score with two models.
     The version is the one Predictor.load reports for the same source."""
-    from training.predict import MLFLOW_URI_PREFIXES, local_model_dir
-    from training.tracking import model_version_of, use_tracking_uri
+    from training.mlflow_access import MLFLOW_URI_PREFIXES, local_model_dir, model_version_of, use_tracking_uri
 
     if source.startswith("models:/"):
         use_tracking_uri(tracking_uri)
@@ -44,9 +43,9 @@ class ModelMismatchError(RuntimeError):
 
 def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str = "torch",
                            threads: int | None = None) -> Predictor:
-    """The Predictor of `source` run by `runtime` (torch, onnx, onnx-int8: see training/predict.py)
+    """The Predictor of `source` run by `runtime` (torch, onnx, onnx-int8: see training/inference/predict.py)
     on `threads` threads (default: every core), checked against the taxonomy the service validates with."""
-    from training.predict import Predictor
+    from training.inference.predict import Predictor
 
     if threads is not None:
         import torch

@@ -38,11 +38,12 @@ from serving.schemas import (
     PostClassification,
     PostIn,
     Reason,
-    RoutedPost,
     RouteDecision,
+    RoutedPost,
     RouteResponse,
 )
-from serving.store import Feedback, PredictionStore, RoutedPost as RoutedPostRow, Signal, StoreUnavailable
+from serving.store import Feedback, PredictionStore, Signal, StoreUnavailable
+from serving.store import RoutedPost as RoutedPostRow
 
 logger = logging.getLogger("smista.serving")
 
@@ -95,7 +96,7 @@ class TextItem:
 class ModelIdentity:
     model_version: str
     taxonomy_version: str
-    runtime: str = "torch"   # what ran the model (training.predict.Predictor.runtime)
+    runtime: str = "torch"   # what ran the model (training.inference.predict.Predictor.runtime)
 
 
 def enable_info_logs() -> None:

@@ -14,9 +14,9 @@ from datetime import date, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from data.config_files import VersionText, read_yaml_mapping, validate_mapping
+from data.config_files import StrictConfig, VersionText, read_yaml_mapping, validate_mapping
 from data.pii import PII_KINDS
 from data.taxonomy import REPO_ROOT, Taxonomy
 
@@ -34,11 +34,6 @@ _INTERVAL = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 
 class RoutingConfigError(ValueError):
     """The routing config is missing, unreadable, invalid or does not fit the taxonomy."""
-
-
-class _Strict(BaseModel):
-    # A misspelt key would silently disable a rule: refuse unknown keys.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def parse_duration(value: str) -> timedelta:
@@ -62,7 +57,7 @@ def _parse_clock(text: str) -> time | None:
     return time(hours, minutes)
 
 
-class OpenInterval(_Strict):
+class OpenInterval(StrictConfig):
     start: time
     end: time | None = Field(description="None means midnight at the end of the day (24:00).")
 
@@ -77,7 +72,7 @@ class OpenInterval(_Strict):
         return f"{self.start.hour}:{self.start.minute:02d}–{end}"
 
 
-class TeamConfig(_Strict):
+class TeamConfig(StrictConfig):
     display_name: str = Field(min_length=1, description="Italian team name used in the auto-reply.")
     always_open: bool = Field(default=False, description="Staffed around the clock, holidays included.")
     hours: dict[str, list[OpenInterval]] = Field(
@@ -129,7 +124,7 @@ class TeamConfig(_Strict):
         return self
 
 
-class FixedHoliday(_Strict):
+class FixedHoliday(StrictConfig):
     date: str = Field(pattern=r"^\d{2}-\d{2}$", description="MM-DD, every year.")
     name: str = Field(min_length=1)
     since: int | None = Field(default=None, description="First year it is a holiday.")
@@ -145,14 +140,14 @@ class FixedHoliday(_Strict):
         return value
 
 
-class HolidaysConfig(_Strict):
+class HolidaysConfig(StrictConfig):
     fixed: list[FixedHoliday] = Field(default_factory=list, description="Holidays on the same day every year.")
     easter_sunday: bool = Field(default=True, description="Easter Sunday (computed per year).")
     easter_monday: bool = Field(default=True, description="Easter Monday, Pasquetta (computed per year).")
     extra: list[date] = Field(default_factory=list, description="One-off closures, YYYY-MM-DD.")
 
 
-class Condition(_Strict):
+class Condition(StrictConfig):
     """All given parts must hold. Labels: a single-label field matches when its predicted label is
     listed; a multi-label field matches when any listed label was predicted."""
 
@@ -171,7 +166,7 @@ class Condition(_Strict):
         return self
 
 
-class BusinessRule(_Strict):
+class BusinessRule(StrictConfig):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Stable rule id, shown in the route reasons.")
     description: str = Field(min_length=1, description="Why the rule exists, for the people reading reasons.")
     when: Condition
@@ -185,7 +180,7 @@ class BusinessRule(_Strict):
         return self
 
 
-class Escalation(_Strict):
+class Escalation(StrictConfig):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = Field(min_length=1)
     when: Condition
@@ -193,7 +188,7 @@ class Escalation(_Strict):
     max_priority: str = Field(description="The escalation never raises above this priority.")
 
 
-class SlaConfig(_Strict):
+class SlaConfig(StrictConfig):
     targets: dict[str, timedelta] = Field(description="Priority -> response time in service time.")
     channel_targets: dict[str, dict[str, timedelta]] = Field(
         default_factory=dict, description="Channel -> priority -> target, overriding `targets`."
@@ -221,7 +216,7 @@ class SlaConfig(_Strict):
         return value
 
 
-class ReplyConfig(_Strict):
+class ReplyConfig(StrictConfig):
     private_for_pii: list[str] = Field(description="PII kinds that move the reply to a private channel.")
     private_for_intents: list[str] = Field(default_factory=list, description="Intents always answered privately.")
 
@@ -245,7 +240,7 @@ def _check_placeholders(text: str, known: frozenset[str]) -> str:
     return text
 
 
-class OutOfHoursConfig(_Strict):
+class OutOfHoursConfig(StrictConfig):
     auto_reply: str = Field(min_length=1, description="Italian auto-reply; placeholders {team} {hours} {reopens_at} {deadline}.")
 
     @field_validator("auto_reply")
@@ -254,7 +249,7 @@ class OutOfHoursConfig(_Strict):
         return _check_placeholders(text, AUTO_REPLY_PLACEHOLDERS)
 
 
-class SuggestedRepliesConfig(_Strict):
+class SuggestedRepliesConfig(StrictConfig):
     """Reply drafts for agents (seed 003, "AZIONE"; seed 004): returned by /route, never sent."""
 
     # No handle in the greeting: the reply is stored with the route, and no handle is stored in clear
@@ -294,7 +289,7 @@ class SuggestedRepliesConfig(_Strict):
         return intents
 
 
-class HeadThresholds(_Strict):
+class HeadThresholds(StrictConfig):
     auto: float = Field(ge=0.0, le=1.0, description="At or above: the head is trusted.")
     suggest: float = Field(ge=0.0, le=1.0, description="At or above (and below auto): an agent confirms.")
 
@@ -305,12 +300,12 @@ class HeadThresholds(_Strict):
         return self
 
 
-class ConfidenceConfig(_Strict):
+class ConfidenceConfig(StrictConfig):
     triage_queue: str = Field(description="Team queue for posts below a head's `suggest` threshold.")
     thresholds: dict[str, HeadThresholds] = Field(description="Head -> thresholds; every head must be listed.")
 
 
-class CrisisConfig(_Strict):
+class CrisisConfig(StrictConfig):
     team: str = Field(description="Team that takes posts matching an active crisis.")
     priority: str = Field(description="Priority of posts matching an active crisis.")
     negative_sentiments: list[str] = Field(min_length=1, description="Sentiment labels that count as negative.")
@@ -348,7 +343,7 @@ class CrisisConfig(_Strict):
         return timedelta(hours=self.baseline_hours)
 
 
-class ContactHistoryConfig(_Strict):
+class ContactHistoryConfig(StrictConfig):
     lookback_days: int = Field(ge=1, description="How far back the author's earlier posts count in the history.")
     repeat_window_hours: int = Field(
         ge=1, description="A new post within this many hours of an open problem of the same author is a repeat contact.")
@@ -384,7 +379,7 @@ class ContactHistoryConfig(_Strict):
         return timedelta(minutes=self.min_gap_minutes)
 
 
-class DriftConfig(_Strict):
+class DriftConfig(StrictConfig):
     """When the model's view of recent traffic has moved away from what it saw in training (or in the
     period before): read by the drift gauge of /metrics and by `smista report`."""
 
@@ -402,7 +397,7 @@ class DriftConfig(_Strict):
         return timedelta(hours=self.window_hours)
 
 
-class RoutingConfig(_Strict):
+class RoutingConfig(StrictConfig):
     version: VersionText = Field(description="Routing rules version, stored with every route.")
     timezone: str = Field(description="IANA zone of the service hours, e.g. Europe/Rome.")
     teams: dict[str, TeamConfig]

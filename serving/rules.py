@@ -34,7 +34,7 @@ TIER_ORDER: tuple[ConfidenceTier, ...] = ("human_triage", "suggest", "auto")
 
 
 class HeadPredictionLike(Protocol):
-    """What the engine reads from a head's prediction (training.predict.HeadPrediction has it)."""
+    """What the engine reads from a head's prediction (training.inference.heads.HeadPrediction has it)."""
 
     labels: list[str]
     probabilities: dict[str, float]

@@ -39,12 +39,14 @@ from starlette.responses import JSONResponse
 
 from data.pii import find_pii
 from data.taxonomy import load_taxonomy
+from serving import edge, openapi
 from serving.drift import DriftGauge, record_reference
+from serving.heap import HeapTrimmer
 from serving.metrics import ClassifierCallMetrics, PredictionMetrics, RouteMetrics, triage_rate_exposition
 from serving.model_source import PREDICT_CHUNK, load_checked_predictor
 from serving.pipeline import (
-    ModelIdentity,
     STORE_RETRY_AFTER_S,
+    ModelIdentity,
     RequestRejected,
     RoutingPipeline,
     enable_info_logs,
@@ -62,8 +64,6 @@ from serving.schemas import (
     RouteResponse,
     TextPrediction,
 )
-from serving import edge, openapi
-from serving.heap import HeapTrimmer
 from serving.security import CURRENT_CLIENT, RequestGuard
 from serving.settings import ServingSettings, classifier_workers_from_env
 from serving.store import PredictionStore, StoreUnavailable

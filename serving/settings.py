@@ -31,13 +31,11 @@ from data.errors import describe_validation_error
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT
 from serving.routing_config import DEFAULT_ROUTING_PATH
+from training.inference.runtimes import RUNTIMES
 from training.machine import available_cores
 
 DEFAULT_MODEL = "models:/smista-classifier@champion"
-# The same values as training.predict.RUNTIMES (not imported: that module pulls in numpy and the
-# model code, which validating settings does not need; tests/test_onnx_runtime.py checks they agree).
-RUNTIMES = ("torch", "onnx", "onnx-int8")
-Runtime = Literal["torch", "onnx", "onnx-int8"]
+Runtime = Literal[RUNTIMES]
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'build' / 'serving' / 'smista.db'}"
 _FIELD_TO_VARIABLE = {
     "model": "SMISTA_MODEL",

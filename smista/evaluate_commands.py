@@ -12,8 +12,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from data.taxonomy import load_taxonomy
-    from training.evaluate import check_taxonomy_matches, evaluate_posts, read_labelled_posts, write_report
-    from training.predict import Predictor
+    from training.evaluation.evaluate import check_taxonomy_matches, evaluate_posts
+    from training.evaluation.report_files import write_report
+    from training.inference.predict import Predictor
+    from training.labelled_posts import read_labelled_posts
 
     taxonomy = load_taxonomy(args.taxonomy)
     path = Path(args.file) if args.file else Path(args.dataset_dir) / f"{args.split}.jsonl"

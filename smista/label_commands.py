@@ -47,7 +47,7 @@ def _validator(args: argparse.Namespace):
 
 
 def _load_predictor(source: str):
-    from training.predict import ModelLoadError, Predictor
+    from training.inference.predict import ModelLoadError, Predictor
 
     try:
         return Predictor.load(source)

@@ -14,12 +14,12 @@ from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from smista.arguments import add_dataclass_arguments, dataclass_from_args
 from training.errors import USER_ERRORS  # noqa: F401  (read by smista.cli)
 from training.recipe import REGISTERED_MODEL_NAME
-from training.registry import CHAMPION_ALIAS, PromotionPolicy
+from training.shipping.registry import CHAMPION_ALIAS, PromotionPolicy
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from data.taxonomy import load_taxonomy
-    from training.registry import format_comparison, summarize_versions
+    from training.shipping.registry import format_comparison, summarize_versions
 
     summaries = summarize_versions(args.versions, name=args.name, limit=args.limit, tracking_uri=args.tracking_uri)
     print(format_comparison(summaries, load_taxonomy(args.taxonomy).field_names))
@@ -27,7 +27,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from training.registry import promote
+    from training.shipping.registry import promote
 
     policy = dataclass_from_args(PromotionPolicy, args)
     decision = promote(
@@ -48,8 +48,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from training.onnx_export import default_onnx_dir, ensure_export, export_model, stale_reason
-    from training.predict import BASELINE_FILE
+    from training.inference.baseline_model import BASELINE_FILE
+    from training.inference.onnx_export import default_onnx_dir, ensure_export, export_model, stale_reason
 
     model_dir, downloaded = _local_model_dir(args.model, args.tracking_uri)
     if (model_dir / BASELINE_FILE).is_file():
@@ -83,8 +83,8 @@ def cmd_check_runtime(args: argparse.Namespace) -> int:
     import json
 
     from data.taxonomy import load_taxonomy
-    from training.evaluate import read_labelled_posts
-    from training.runtime_check import compare_runtimes
+    from training.evaluation.runtime_check import compare_runtimes
+    from training.labelled_posts import read_labelled_posts
 
     taxonomy = load_taxonomy(args.taxonomy)
     posts = read_labelled_posts(args.posts, taxonomy)
@@ -99,10 +99,10 @@ def cmd_check_runtime(args: argparse.Namespace) -> int:
 
 def _local_model_dir(source: str, tracking_uri: str | None) -> tuple[Path, bool]:
     """(local model directory, whether it is a temporary MLflow download)."""
-    from training.predict import MLFLOW_URI_PREFIXES, local_model_dir
+    from training.mlflow_access import MLFLOW_URI_PREFIXES, local_model_dir
 
     if source.startswith(MLFLOW_URI_PREFIXES):
-        from training.tracking import download_model
+        from training.mlflow_access import download_model
 
         model_dir, _ = download_model(source, tracking_uri)
         return Path(model_dir), True
@@ -156,7 +156,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check-runtime", help="Predict labelled posts with torch, onnx and onnx-int8: agreement with torch and macro-F1 per head.",
         description="Agreement = share of posts whose label(s) are identical to torch's (every label of a multi-label "
-        "head). Macro-F1 against the gold labels (training/evaluate.py), with the difference to torch.",
+        "head). Macro-F1 against the gold labels (training/evaluation/evaluate.py), with the difference to torch.",
     )
     check.add_argument("--model", required=True, help="Model directory or MLflow URI.")
     check.add_argument("--posts", required=True, help="Labelled JSONL posts (e.g. build/dataset/test.jsonl).")

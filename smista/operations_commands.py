@@ -16,7 +16,8 @@ from pathlib import Path
 
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from serving.routing_config import DEFAULT_ROUTING_PATH
-from serving.settings import DEFAULT_DATABASE_URL, DEFAULT_MODEL, RUNTIMES
+from serving.settings import DEFAULT_DATABASE_URL, DEFAULT_MODEL
+from training.inference.runtimes import RUNTIMES
 
 DEFAULT_DEMO_STORE = "sqlite:///build/demo-store.sqlite"
 
@@ -51,8 +52,8 @@ def _rules(args: argparse.Namespace):
 
 
 def _forecast_settings(args: argparse.Namespace):
-    from smista.cli import UserError
     from operations.forecast import ForecastSettings
+    from smista.cli import UserError
 
     settings = ForecastSettings(horizon_hours=args.horizon_hours, history_weeks=args.history_weeks,
                                 posts_per_agent_hour=args.posts_per_agent_hour, interval=args.interval,

@@ -14,7 +14,8 @@ from pathlib import Path
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from serving.routing_config import DEFAULT_ROUTING_PATH
-from serving.settings import DEFAULT_MODEL, RUNTIMES
+from serving.settings import DEFAULT_MODEL
+from training.inference.runtimes import RUNTIMES
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 

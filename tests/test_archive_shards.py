@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from serving.archive_shards import MAX_LINE_BYTES, ArchiveError, expand_sources, plan_shards, read_shard
-from serving.ray_scoring import ScoreError, _check_output_outside_inputs
 from serving.partitioned_output import ROUTE_COLUMNS, OutputMismatch, PartitionedOutput, flat_row, parquet_schema
+from serving.ray_scoring import ScoreError, _check_output_outside_inputs
 from serving.schemas import RouteDecision
 from smista.score_commands import byte_size
 from tests.conftest import make_post

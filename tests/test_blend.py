@@ -1,4 +1,4 @@
-"""The transformer blended with the TF-IDF baseline (training/blend.py): the weights chosen on
+"""The transformer blended with the TF-IDF baseline (training/fitting/blend.py): the weights chosen on
 validation, what is stored, and that every runtime serves the blend."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from tests.training_helpers import build_synthetic_dataset, tiny_recipe
-from training.blend import BLEND_DIR, BlendBackend, blend, choose_blend_weights
 from training.errors import ModelLoadError
-from training.predict import Predictor
+from training.fitting.blend import choose_blend_weights
+from training.inference.blend_backend import BLEND_DIR, BlendBackend, blend
+from training.inference.predict import Predictor
 
 HEADS = {
     "intent": {"labels": ["a", "b", "c"], "multi_label": False},
@@ -65,7 +66,7 @@ def test_unlabelled_posts_do_not_count_and_an_unlabelled_head_keeps_the_transfor
 
 @pytest.fixture(scope="module")
 def blended_run(tmp_path_factory):
-    from training.train import train
+    from training.fitting.train import train
 
     folder = tmp_path_factory.mktemp("blend")
     dataset = build_synthetic_dataset(folder)

@@ -15,8 +15,8 @@ from operations.kpis import ALL, compute_kpis, crisis_rows
 from operations.report import build_report, write_csv, write_json
 from operations.report_html import render_html
 from operations.store_reader import read_crises, read_posts
-from serving.rules import load_routing_rules
 from serving.routing_config import DEFAULT_ROUTING_PATH
+from serving.rules import load_routing_rules
 from serving.store import CrisisEpisode, Feedback, PredictionStore, RoutedPost
 from smista.cli import main
 

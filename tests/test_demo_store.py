@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from operations.demo_store import DemoSettings, DemoStoreError, build_demo_store, load_demo_posts
-from serving.rules import load_routing_rules
 from serving.routing_config import DEFAULT_ROUTING_PATH
+from serving.rules import load_routing_rules
 from serving.store import CrisisEpisode, Feedback, ModelReference, PredictionStore, RoutedPost
 from smista.cli import main
 from tests.training_helpers import synthetic_posts
-from training.predict import Predictor
+from training.inference.predict import Predictor
 
 pytest_plugins = ("tests.training_fixtures",)
 

@@ -11,9 +11,9 @@ import torch
 from transformers import DataCollatorForLanguageModeling
 
 from tests.training_helpers import TINY_RECIPE, synthetic_posts, tiny_recipe
-from training.domain_adaptation import MaskedLanguageModel, adapt_encoder, adaptation_texts, read_extra_texts
-from training.encoders import build_scratch_encoder
 from training.errors import RecipeError
+from training.fitting.domain_adaptation import MaskedLanguageModel, adapt_encoder, adaptation_texts, read_extra_texts
+from training.fitting.encoders import build_scratch_encoder
 from training.recipe import DomainAdaptation, ScratchEncoder, load_recipe
 
 pytest_plugins = ("tests.training_fixtures",)
@@ -99,7 +99,7 @@ def test_extra_texts_are_read_from_jsonl_and_plain_text(tmp_path):
     ],
 )
 def test_a_bad_extra_texts_file_fails_before_any_training(synthetic_dataset, tmp_path, name, content, message):
-    from training.train import train
+    from training.fitting.train import train
 
     path = tmp_path / name
     if content is not None:
@@ -124,14 +124,13 @@ def test_a_run_adapts_the_encoder_on_training_and_extra_texts_before_building_th
     synthetic_dataset, tmp_path, monkeypatch, capsys
 ):
     """End to end: a real train() with domain_adaptation, logged to a SQLite MLflow store."""
-    import training.domain_adaptation
-    import training.model
+    import training.fitting.domain_adaptation
+    import training.inference.model
     from mlflow import MlflowClient
-
-    from training.train import train
+    from training.fitting.train import train
 
     calls = []
-    real_adapt, real_build = training.domain_adaptation.adapt_encoder, training.model.build_model
+    real_adapt, real_build = training.fitting.domain_adaptation.adapt_encoder, training.inference.model.build_model
 
     def adapt(encoder, tokenizer, texts, *args):
         calls.append(("adapt", encoder, list(texts)))
@@ -141,8 +140,8 @@ def test_a_run_adapts_the_encoder_on_training_and_extra_texts_before_building_th
         calls.append(("build", encoder, None))
         return real_build(encoder, *args)
 
-    monkeypatch.setattr(training.domain_adaptation, "adapt_encoder", adapt)
-    monkeypatch.setattr(training.model, "build_model", build)
+    monkeypatch.setattr(training.fitting.domain_adaptation, "adapt_encoder", adapt)
+    monkeypatch.setattr(training.inference.model, "build_model", build)
     held_out = [json.loads(line)["text"] for split in ("validation", "test")
                 for line in (synthetic_dataset / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
     extra = tmp_path / "unlabelled.txt"

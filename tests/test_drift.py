@@ -11,8 +11,8 @@ import pytest
 from serving.drift import DriftGauge, assess_drift, population_stability, record_reference, traffic_profile
 from serving.routing_config import DriftConfig
 from serving.store import PredictionStore, RoutedPost
+from training.inference.predict import Predictor
 from training.label_profile import NO_LABEL, label_shares, read_reference
-from training.predict import Predictor
 
 pytest_plugins = ("tests.training_fixtures",)
 

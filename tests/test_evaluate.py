@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from training.evaluate import coverage_metric, evaluate_head, expected_calibration_error, write_report
-from training.predict import HeadSpec
-from training.thresholds import tune_thresholds
+from training.evaluation.evaluate import coverage_metric, evaluate_head, expected_calibration_error
+from training.evaluation.report_files import write_report
+from training.fitting.thresholds import tune_thresholds
+from training.inference.heads import HeadSpec
 
 pytest_plugins = ("tests.training_fixtures",)
 
@@ -84,7 +85,7 @@ def test_thresholds_maximise_validation_f1_per_label():
 
 
 def test_report_files(tmp_path):
-    from training.evaluate import EvaluationReport
+    from training.evaluation.evaluate import EvaluationReport
 
     heads = {
         "sentiment": evaluate_head(SINGLE, np.array([0, 1]), np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1]])),

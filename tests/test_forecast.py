@@ -20,8 +20,8 @@ from operations.forecast import (
     team_arrivals,
 )
 from operations.store_reader import PostRecord
-from serving.rules import load_routing_rules
 from serving.routing_config import DEFAULT_ROUTING_PATH
+from serving.rules import load_routing_rules
 
 ROME = ZoneInfo("Europe/Rome")
 END = datetime(2026, 11, 30, 0, 0, tzinfo=timezone.utc)  # a Monday

@@ -169,9 +169,8 @@ def test_export_resolves_measures_and_builds_the_data_set(client, tmp_path_facto
 
 def test_tiny_model_trains_on_the_export(state):
     import mlflow
-
+    from training.fitting.train import train
     from training.recipe import load_recipe
-    from training.train import train
 
     work: Path = state["work"]
     tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
@@ -187,7 +186,7 @@ def test_tiny_model_trains_on_the_export(state):
 
 
 def test_predictions_and_active_learning_with_the_trained_model(client, validator, write_jsonl, seed_posts, state):
-    from training.predict import Predictor
+    from training.inference.predict import Predictor
 
     project_id = state["project_id"]
     predictor = Predictor.load(str(state["model_dir"]))

@@ -1,4 +1,4 @@
-"""The lean model directory (training/lean_vocabulary.py): e5's vocabulary trimmed to the pieces a
+"""The lean model directory (training/fitting/lean_vocabulary.py): e5's vocabulary trimmed to the pieces a
 Latin-script post can use, weights stored in fp16. A small random encoder with e5's real tokenizer
 and full 250k-row vocabulary keeps it fast."""
 
@@ -9,15 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from training_helpers import SAMPLE_TEXTS
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from data.dataset import SEED_DATA_DIR
-from training.lean_vocabulary import is_latin_piece, round_to_float16, trim_vocabulary
-from training.model import build_model
-from training.predict import Predictor
-from training.train import save_model
-
-from training_helpers import SAMPLE_TEXTS
+from training.fitting.lean_vocabulary import is_latin_piece, round_to_float16, trim_vocabulary
+from training.fitting.train import save_model
+from training.inference.model import build_model
+from training.inference.predict import Predictor
 
 OTHER_SCRIPTS = [
     "Добрый день, у меня не работает интернет уже два дня.",

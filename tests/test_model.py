@@ -7,8 +7,15 @@ import json
 import pytest
 import torch
 
-from training.encoders import build_scratch_encoder
-from training.model import IGNORE_LABEL, MAX_CLASS_WEIGHT, SmistaMultiHeadModel, build_model, class_weights, label_column
+from training.fitting.encoders import build_scratch_encoder
+from training.inference.model import (
+    IGNORE_LABEL,
+    MAX_CLASS_WEIGHT,
+    SmistaMultiHeadModel,
+    build_model,
+    class_weights,
+    label_column,
+)
 from training.recipe import ScratchEncoder
 
 TEXTS = ["la fibra non va da ieri", "grazie mille, gentilissimi", "vorrei attivare l'offerta luce",

@@ -1,4 +1,4 @@
-"""The ONNX runtimes of the Predictor: export of the tiny model (training/onnx_export.py), its
+"""The ONNX runtimes of the Predictor: export of the tiny model (training/inference/onnx_export.py), its
 fp32 and int8 graphs against torch, stale-export detection, the SMISTA_RUNTIME setting, the
 baseline's refusal, and the `smista models export-onnx` / `check-runtime` commands."""
 
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
-from serving.settings import RUNTIMES as SETTINGS_RUNTIMES
 from serving.settings import ServingSettings, SettingsError
 from tests.training_helpers import SAMPLE_TEXTS, synthetic_posts
-from training import onnx_export
 from training.errors import ModelLoadError
-from training.predict import RUNTIMES, Predictor
+from training.inference import onnx_export
+from training.inference.predict import Predictor
+from training.inference.runtimes import RUNTIMES
 
 pytest_plugins = ("tests.training_fixtures",)
 
@@ -101,7 +101,6 @@ def test_int8_keeps_the_named_modules_in_fp32(exported, tmp_path):
 def test_every_runtime_says_which_it_is(predictors, baseline_run):
     assert {runtime: predictor.runtime for runtime, predictor in predictors.items()} == {r: r for r in RUNTIMES}
     assert Predictor.load(str(baseline_run.model_dir)).runtime == "sklearn"
-    assert SETTINGS_RUNTIMES == RUNTIMES  # serving validates against the same names without importing training
 
 
 def test_onnx_sessions_run_on_the_threads_asked_for(model_copy, exported):

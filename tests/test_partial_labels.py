@@ -11,12 +11,12 @@ import pytest
 from data.taxonomy import load_taxonomy
 from tests.training_helpers import REPO_ROOT, synthetic_posts, tiny_recipe, write_posts_file
 from training.errors import RegistryError, TrainingDataError
-from training.evaluate import read_labelled_posts
-from training.predict import Predictor
+from training.evaluation.runtime_check import compare_runtimes
+from training.fitting.train import train
+from training.inference.predict import Predictor
+from training.labelled_posts import read_labelled_posts
 from training.recipe import load_recipe
-from training.registry import PromotionPolicy, promote
-from training.runtime_check import compare_runtimes
-from training.train import train
+from training.shipping.registry import PromotionPolicy, promote
 
 # Words that appear only in the sentiment-only posts: the sentiment head can learn them from there
 # alone, since no fully labelled post carries them.

@@ -9,7 +9,8 @@ import pytest
 
 from tests.training_helpers import SAMPLE_TEXTS
 from training.errors import ModelLoadError
-from training.predict import HeadPrediction, Predictor
+from training.inference.heads import HeadPrediction
+from training.inference.predict import Predictor
 
 pytest_plugins = ("tests.training_fixtures",)
 

@@ -6,7 +6,7 @@ import pytest
 
 from smista.cli import main
 from training.errors import RegistryError
-from training.registry import PromotionPolicy, decide_promotion, format_comparison, summarize_versions
+from training.shipping.registry import PromotionPolicy, decide_promotion, format_comparison, summarize_versions
 
 pytest_plugins = ("tests.training_fixtures",)
 

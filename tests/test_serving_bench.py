@@ -22,7 +22,7 @@ pytest_plugins = ("tests.training_fixtures",)
 
 
 def test_flops_count_the_linear_weights_and_the_attention_products(tiny_run):
-    from training.model import SmistaMultiHeadModel
+    from training.inference.model import SmistaMultiHeadModel
 
     model = SmistaMultiHeadModel.from_pretrained(tiny_run.model_dir)
     config = model.config.encoder

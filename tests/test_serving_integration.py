@@ -60,7 +60,7 @@ def model_dir(tiny_run):
 def scenario(model_dir, taxonomy):
     """The model's own predictions decide which post hits which tier, and the thresholds."""
     from serving.routing_config import load_routing_config
-    from training.predict import Predictor
+    from training.inference.predict import Predictor
 
     predictor = Predictor.load(str(model_dir))
     owners = load_routing_config(DEFAULT_ROUTING_PATH, taxonomy).intent_owners
@@ -388,7 +388,7 @@ def test_the_onnx_int8_runtime_serves_classify_from_two_workers(model_dir, tmp_p
     # The served labels and probabilities are those of the export the workers made, run as each
     # worker runs it (its share of the cores). How close int8 is to torch is tests/test_onnx_runtime.py's
     # matter: on this tiny random model 10 to 12 of these 12 intents agree, run to run.
-    from training.predict import Predictor
+    from training.inference.predict import Predictor
 
     local = Predictor.load(str(workdir / "model"), runtime="onnx-int8", threads=max(1, available_cores() // 2))
     expected = local.predict([post["text"] for post in body["posts"]], batch_size=8)

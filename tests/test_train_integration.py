@@ -16,8 +16,8 @@ import pytest
 
 from smista.cli import main
 from tests.training_helpers import REPO_ROOT, TINY_RECIPE, build_synthetic_dataset, free_port, tiny_recipe
-from training.predict import Predictor
-from training.train import train
+from training.fitting.train import train
+from training.inference.predict import Predictor
 
 SERVER_START_TIMEOUT_S = 90
 
@@ -129,20 +129,19 @@ def test_train_log_register_promote_and_refuse_a_worse_model(mlflow_server, tmp_
 
 @pytest.mark.slow
 def test_tracking_server_killed_during_training_is_a_clear_error_and_registers_nothing(tmp_path, capsys, monkeypatch):
+    import training.fitting.progress
     from mlflow import MlflowClient
-
-    import training.progress
 
     dataset_dir = build_synthetic_dataset(tmp_path)
     server = MlflowServer(tmp_path)
     try:
-        class KillServerAfterFirstEpoch(training.progress.EpochSummary):
+        class KillServerAfterFirstEpoch(training.fitting.progress.EpochSummary):
             def on_epoch_end(self, args, state, control, **kwargs):
                 if state.epoch is not None and state.epoch <= 1:
                     server.kill()
                 return super().on_epoch_end(args, state, control, **kwargs)
 
-        monkeypatch.setattr(training.progress, "EpochSummary", KillServerAfterFirstEpoch)
+        monkeypatch.setattr(training.fitting.progress, "EpochSummary", KillServerAfterFirstEpoch)
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # connection refused: no backoff wait
         code = main(["train", "--recipe", str(TINY_RECIPE), "--tracking-uri", server.uri,
                      "--set", f"data.dataset_dir={dataset_dir}", "--set", f"output_dir={tmp_path / 'runs'}",

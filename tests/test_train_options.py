@@ -11,12 +11,12 @@ import pytest
 from safetensors import safe_open
 from transformers import AutoTokenizer
 
-from tests.training_helpers import SAMPLE_TEXTS, build_synthetic_dataset, tiny_recipe
 from data.taxonomy import load_taxonomy
-from training.evaluate import evaluate_posts
-from training.predict import Predictor
-from training.training_data import prepare_training_data
-from training.train import train
+from tests.training_helpers import SAMPLE_TEXTS, build_synthetic_dataset, tiny_recipe
+from training.evaluation.evaluate import evaluate_posts
+from training.fitting.train import train
+from training.fitting.training_data import prepare_training_data
+from training.inference.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_float16_storage_is_what_was_evaluated(dataset_dir, tmp_path):
 def test_mean_macro_f1_is_the_mean_of_the_heads():
     from types import SimpleNamespace
 
-    from training.progress import MEAN_MACRO_F1, per_head_macro_f1
+    from training.fitting.progress import MEAN_MACRO_F1, per_head_macro_f1
 
     config = SimpleNamespace(
         heads={"intent": {"multi_label": False}, "business_action": {"multi_label": True}},
@@ -91,7 +91,7 @@ def test_mean_macro_f1_is_the_mean_of_the_heads():
 
 
 def test_best_epoch_metric_names_a_key_of_the_validation_metrics(dataset_dir, tmp_path):
-    from training.train import best_epoch_metric
+    from training.fitting.train import best_epoch_metric
 
     primary = tiny_recipe(dataset_dir, tmp_path, "sqlite://")
     mean = tiny_recipe(dataset_dir, tmp_path, "sqlite://", "transformer.best_epoch_metric=mean")
@@ -104,7 +104,7 @@ def test_keep_best_epoch_puts_back_the_best_trainable_weights_only():
 
     import torch
 
-    from training.best_epoch import KeepBestEpoch
+    from training.fitting.best_epoch import KeepBestEpoch
 
     model = torch.nn.Sequential(torch.nn.Embedding(4, 2), torch.nn.Linear(2, 2))
     model[0].weight.requires_grad_(False)  # frozen, like the e5 word embeddings: never copied

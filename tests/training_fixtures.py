@@ -22,7 +22,7 @@ def local_tracking_uri(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_dataset, local_tracking_uri, tmp_path_factory):
     """The tiny transformer trained on the synthetic data, logged and registered (version 1)."""
-    from training.train import train
+    from training.fitting.train import train
 
     return train(tiny_recipe(synthetic_dataset, tmp_path_factory.mktemp("runs"), local_tracking_uri))
 
@@ -30,7 +30,7 @@ def tiny_run(synthetic_dataset, local_tracking_uri, tmp_path_factory):
 @pytest.fixture(scope="session")
 def baseline_run(tiny_run, synthetic_dataset, local_tracking_uri, tmp_path_factory):
     """The TF-IDF baseline on the same data, logged and registered after the tiny model (version 2)."""
-    from training.train import train
+    from training.fitting.train import train
 
     recipe = load_recipe(
         REPO_ROOT / "configs" / "train" / "baseline.yaml",

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from data.config_files import read_yaml_mapping, validate_mapping
+from data.config_files import StrictConfig, read_yaml_mapping, validate_mapping
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from training.errors import RecipeError
 
@@ -29,11 +29,7 @@ ClassWeighting = Literal["none", "balanced", "sqrt"]
 
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSettings(_Strict):
+class DataSettings(StrictConfig):
     dataset_dir: str = Field(
         default="build/dataset",
         description="Data set built by `smista data build` (hf/, {train,validation,test}.jsonl, manifest.json).",
@@ -78,7 +74,7 @@ class DataSettings(_Strict):
         return self
 
 
-class ScratchEncoder(_Strict):
+class ScratchEncoder(StrictConfig):
     """A small randomly initialised BERT, with a WordPiece vocabulary learnt from the training texts."""
 
     vocab_size: int = Field(default=2000, ge=100, description="WordPiece vocabulary size to learn.")
@@ -96,7 +92,7 @@ class ScratchEncoder(_Strict):
         return self
 
 
-class DomainAdaptation(_Strict):
+class DomainAdaptation(StrictConfig):
     """Masked-LM training of the encoder on the task's own texts before fine-tuning (task-adaptive
     pre-training): an encoder pretrained on English, and the words extend_vocabulary adds, learn
     Italian posts before the heads are trained on top of them."""
@@ -118,7 +114,7 @@ class DomainAdaptation(_Strict):
     )
 
 
-class TransformerSettings(_Strict):
+class TransformerSettings(StrictConfig):
     base_model: str | None = Field(
         default=None,
         description="Pretrained encoder: a Hugging Face hub id (e.g. xlm-roberta-base), a local directory, or "
@@ -204,7 +200,7 @@ class TransformerSettings(_Strict):
     blend_tfidf: BaselineSettings | None = Field(
         default=None,
         description="Also fit the TF-IDF baseline with these settings on the training split and serve, per head, "
-        "w x transformer + (1 - w) x TF-IDF probabilities, w chosen on validation (training/blend.py). None: the "
+        "w x transformer + (1 - w) x TF-IDF probabilities, w chosen on validation (training/fitting/blend.py). None: the "
         "transformer alone.",
     )
     domain_adaptation: DomainAdaptation | None = Field(
@@ -222,7 +218,7 @@ class TransformerSettings(_Strict):
         return self
 
 
-class BaselineSettings(_Strict):
+class BaselineSettings(StrictConfig):
     word_ngram_range: tuple[int, int] = Field(default=(1, 2), description="Word n-gram sizes (min, max) of the TF-IDF.")
     char_ngram_range: tuple[int, int] = Field(
         default=(2, 5), description="Character n-gram sizes (min, max), within word boundaries."
@@ -247,7 +243,7 @@ class BaselineSettings(_Strict):
         return self
 
 
-class TrackingSettings(_Strict):
+class TrackingSettings(StrictConfig):
     tracking_uri: str | None = Field(
         default=None,
         description="MLflow tracking URI. Unset: $MLFLOW_TRACKING_URI, else "
@@ -271,7 +267,7 @@ class TrackingSettings(_Strict):
         return self
 
 
-class TrainRecipe(_Strict):
+class TrainRecipe(StrictConfig):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Run name prefix (letters, digits, _ . -).")
     kind: Literal["transformer", "tfidf_baseline"] = Field(
         description="transformer: fine-tune a shared encoder with one head per field; tfidf_baseline: TF-IDF + "

@@ -11,7 +11,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from training.evaluate import EvaluationReport
+from training.evaluation.evaluate import EvaluationReport
 
 
 @dataclass

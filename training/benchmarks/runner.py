@@ -87,7 +87,7 @@ def run_benchmark(
     keep_fold_models: bool = False,
 ) -> BenchmarkResult:
     """Train and score every selected model on the benchmark; write <output_dir>/<name>/results.json."""
-    from training.train import train
+    from training.fitting.train import train
 
     models = models or list(spec.models)
     unknown = [model for model in models if model not in spec.models]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from data.schema import Post
 from training.benchmarks.spec import BenchmarkSpec, BenchmarkSpecError, Score
-from training.evaluate import EvaluationReport
+from training.evaluation.evaluate import EvaluationReport
 
-SENTIPOLC_METRIC_DIR = Path(__file__).resolve().parent.parent / "metrics" / "sentipolc_polarity"
+SENTIPOLC_METRIC_DIR = Path(__file__).resolve().parents[1] / "evaluation" / "metrics" / "sentipolc_polarity"
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +51,7 @@ def compute_scores(spec: BenchmarkSpec, model_dir: Path, test_posts: list[Post],
 
 
 def predict_labels(model_dir: Path, posts: list[Post], heads: list[str]) -> dict[str, list[str]]:
-    from training.predict import Predictor
+    from training.inference.predict import Predictor
 
     predictor = Predictor.from_directory(model_dir, model_version=model_dir.parent.name)
     predictions = predictor.predict([post.text for post in posts], batch_size=64)

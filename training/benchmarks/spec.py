@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from data.config_files import read_yaml_mapping, validate_mapping
+from data.config_files import StrictConfig, read_yaml_mapping, validate_mapping
 from data.taxonomy import ID_PATTERN
 
 
@@ -23,16 +23,12 @@ class BenchmarkSpecError(ValueError):
     """A benchmark spec is invalid, or the data set does not match it; the message names the field."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FileSpec(_Strict):
+class FileSpec(StrictConfig):
     path: str = Field(min_length=1, description="File name, relative to the --data-dir given on the command line.")
     header: bool = Field(default=True, description="The first row names the columns (else `columns` names them).")
 
 
-class HeadDefinition(_Strict):
+class HeadDefinition(StrictConfig):
     column: str = Field(min_length=1, description="Column of the data set that holds this head's label.")
     kind: Literal["single", "multi"] = Field(default="single", description="single: one label per post; multi: zero or more.")
     labels: dict[str, str] | Literal["from_data"] = Field(
@@ -56,7 +52,7 @@ class HeadDefinition(_Strict):
         return labels
 
 
-class Protocol(_Strict):
+class Protocol(StrictConfig):
     kind: Literal["official_split", "cross_validation"] = Field(
         description="official_split: train on files.train, score files.test; cross_validation: stratified k-fold "
         "over files.all, scores averaged over folds."
@@ -69,7 +65,7 @@ class Protocol(_Strict):
     seed: int = Field(default=13, description="Seed of the fold assignment and the hold-out.")
 
 
-class Score(_Strict):
+class Score(StrictConfig):
     name: str = Field(pattern=ID_PATTERN, description="Name of the score in the results table.")
     metric: Literal["accuracy", "macro_f1", "class_f1", "sentipolc"] = Field(
         description="accuracy or macro_f1 of one head; class_f1: F1 of one label of one head; sentipolc: the "
@@ -91,12 +87,12 @@ class Score(_Strict):
         return self
 
 
-class ModelEntry(_Strict):
+class ModelEntry(StrictConfig):
     recipe: str = Field(min_length=1, description="Training recipe (configs/train/*.yaml) to run on the benchmark.")
     overrides: list[str] = Field(default_factory=list, description="dotted.key=value overrides of the recipe.")
 
 
-class BenchmarkSpec(_Strict):
+class BenchmarkSpec(StrictConfig):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Benchmark name: run names and the output folder.")
     description: str = Field(min_length=1)
     language: str = Field(default="en", pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the posts.")

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.errors import RecipeError
-from training.model import drop_pooler
+from training.inference.model import drop_pooler
 from training.recipe import DomainAdaptation
 
 FIELD = "transformer.domain_adaptation.extra_texts"
@@ -185,7 +185,7 @@ def _training_arguments(settings: DomainAdaptation, seed: int, output_dir: Path)
 
     return TrainingArguments(
         # Without use_cpu, accelerate does not set up multi-process (gloo) training on a machine
-        # without a GPU (see training.train.training_arguments).
+        # without a GPU (see training.fitting.train.training_arguments).
         use_cpu=not torch.cuda.is_available(),
         output_dir=str(output_dir),
         num_train_epochs=settings.epochs,

@@ -1,4 +1,4 @@
-"""Run an exported smista model (training/onnx_export.py) with onnxruntime on the CPU: the backend of
+"""Run an exported smista model (training/inference/onnx_export.py) with onnxruntime on the CPU: the backend of
 `Predictor` for runtime "onnx" (fp32 graph) and "onnx-int8" (dynamically quantised graph).
 
 Same contract as `TransformerBackend.probabilities`: length-sorted chunks of `batch_size` posts,
@@ -11,18 +11,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from training.errors import ModelLoadError
+from training.inference.batching import length_sorted_batches
 from training.machine import available_cores
-from training.onnx_export import PROBABILITY_PREFIX
-from training.predict import length_sorted_batches
+
+# The graph's output for a head: probabilities_<field> (training/inference/onnx_export.py names them).
+PROBABILITY_PREFIX = "probabilities_"
 
 
 def inference_session(path: str | Path, threads: int | None = None):
     """An onnxruntime CPU session: intra-op threads = available cores, one inter-op thread (the
     graph is a chain: nothing to run side by side), every graph optimisation on."""
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or available_cores()
     options.inter_op_num_threads = 1

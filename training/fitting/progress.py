@@ -8,8 +8,7 @@ import time
 import numpy as np
 from transformers import TrainerCallback
 
-from training.model import IGNORE_LABEL
-
+from training.inference.model import IGNORE_LABEL
 
 MEAN_MACRO_F1 = "mean_macro_f1"
 
@@ -83,14 +82,15 @@ class MlflowLiveMetrics(TrainerCallback):
 
     Live metrics are a view, not a result: when the tracking server stops answering, training goes
     on without them (one warning), and the run's end, which logs and registers the model, decides
-    (training.tracking.tracked_run turns a server still down then into a clear error)."""
+    (training.shipping.tracking.tracked_run turns a server still down then into a clear error)."""
 
     def __init__(self) -> None:
         self.stopped = False
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        import mlflow
         from mlflow.exceptions import MlflowException
+
+        import mlflow
 
         if self.stopped or not state.is_world_process_zero or not logs or mlflow.active_run() is None:
             return

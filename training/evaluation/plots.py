@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, never a window; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from training.evaluate import PRECISION_TARGETS, HeadReport  # noqa: E402
+from training.evaluation.evaluate import PRECISION_TARGETS, HeadReport  # noqa: E402
 
 
 def _save(figure, path: Path) -> Path:

@@ -6,78 +6,27 @@ else $MLFLOW_TRACKING_URI, else a SQLite database under ./mlruns (artifacts unde
 
 from __future__ import annotations
 
-import os
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from training.errors import ModelLoadError, TrackingServerError
-from training.predict import MLFLOW_ARTIFACT_KEY
-from training.recipe import DEFAULT_TRACKING_URI, TrainRecipe, resolve_tracking_uri
+from mlflow.exceptions import MlflowException
 
-if TYPE_CHECKING:
-    from training.evaluate import EvaluationReport
-    from training.training_data import TrainingData
+import mlflow
+from training.errors import TrackingServerError
+from training.evaluation.evaluate import EvaluationReport
+from training.mlflow_access import MLFLOW_ARTIFACT_KEY, health_failure
+from training.recipe import TrainRecipe
+from training.shipping.pyfunc import SmistaPyfuncModel
 
-REACHABILITY_TIMEOUT_S = 5.0
 # What the logged model needs at load time, pinned to what is installed (inferring the list makes
 # MLflow import and inspect the model, which took 20 s for sklearn models).
 TRANSFORMER_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pydantic", "PyYAML", "mlflow")
 BASELINE_REQUIREMENTS = ("scikit-learn", "scipy", "joblib", "numpy", "pydantic", "PyYAML", "mlflow")
 
-
-
-def health_failure(uri: str, timeout_s: float = REACHABILITY_TIMEOUT_S) -> str | None:
-    """Why an HTTP tracking server does not answer /health now, or None when it does (or the URI
-    is not HTTP): the one probe behind the check before a run and the diagnosis during one."""
-    if not uri.startswith(("http://", "https://")):
-        return None
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
-            if response.status != 200:
-                return f"MLflow tracking server {uri} answered {response.status} on /health"
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return (
-            f"MLflow tracking server {uri} is not reachable ({reason}). Start one with `smista mlflow server`, "
-            "or point MLFLOW_TRACKING_URI (or the recipe's tracking.tracking_uri) at a running server or at "
-            f"a local database such as {DEFAULT_TRACKING_URI}."
-        )
-    return None
-
-
-def check_tracking_server(uri: str, timeout_s: float = REACHABILITY_TIMEOUT_S) -> None:
-    """Fail in seconds, naming the URI, when an HTTP tracking server does not answer.
-
-    MLflow's own client retries with backoff for minutes before giving up; checking first means a
-    typo in the URI costs seconds, not a training run. For a SQLite URI the database's folder is
-    created, since SQLite will not create it.
-    """
-    if uri.startswith(("http://", "https://")):
-        failure = health_failure(uri, timeout_s)
-        if failure is not None:
-            raise TrackingServerError(failure)
-        # Once the server answered, keep MLflow's retries short: a server that dies mid-run should
-        # stop the run within a minute, not after the default backoff of several minutes.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-    elif uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-
-
-def use_tracking_uri(explicit: str | None = None) -> str:
-    """Resolve, check and activate the tracking URI; return it."""
-    import mlflow
-
-    uri = resolve_tracking_uri(explicit)
-    check_tracking_server(uri)
-    mlflow.set_tracking_uri(uri)
-    return uri
 
 
 def git_commit(repo_dir: Path) -> str:
@@ -113,11 +62,7 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
 def log_model(model_dir: Path, kind: str, registered_model_name: str | None) -> str | None:
     """Log `model_dir` as an MLflow pyfunc model named "model" in the active run; register it when a
     name is given. Returns the new registry version (None when not registered)."""
-    import mlflow
-
-    from training.pyfunc import SmistaPyfuncModel
-
-    package_root = Path(__file__).resolve().parent.parent
+    package_root = Path(__file__).resolve().parents[2]
     requirements = TRANSFORMER_REQUIREMENTS if kind == "transformer" else BASELINE_REQUIREMENTS
     info = mlflow.pyfunc.log_model(
         name="model",
@@ -129,47 +74,6 @@ def log_model(model_dir: Path, kind: str, registered_model_name: str | None) -> 
         registered_model_name=registered_model_name,
     )
     return None if info.registered_model_version is None else str(info.registered_model_version)
-
-
-def download_model(uri: str, tracking_uri: str | None = None) -> tuple[Path, str]:
-    """(local model directory, model version) for an MLflow model URI."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.models import Model
-
-    use_tracking_uri(tracking_uri)
-    version = model_version_of(uri)
-    try:
-        logged = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-    except MlflowException as exc:
-        raise ModelLoadError(f"model {uri!r} cannot be loaded from {mlflow.get_tracking_uri()}: {exc.message}") from None
-    if not (logged / "MLmodel").is_file():
-        raise ModelLoadError(f"{uri!r} is not an MLflow model (no MLmodel file in {logged})")
-    artifacts = Model.load(str(logged)).flavors.get("python_function", {}).get("artifacts", {})
-    if MLFLOW_ARTIFACT_KEY not in artifacts:
-        raise ModelLoadError(f"{uri!r} was not logged by smista (no {MLFLOW_ARTIFACT_KEY!r} artifact)")
-    return logged / artifacts[MLFLOW_ARTIFACT_KEY]["path"], version
-
-
-def model_version_of(uri: str) -> str:
-    """"smista-classifier/3" for models:/ URIs (aliases resolved), the run id for runs:/ URIs."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    if uri.startswith("runs:/"):
-        return uri.removeprefix("runs:/").split("/", 1)[0]
-    if uri.startswith("models:/"):
-        reference = uri.removeprefix("models:/").rstrip("/")
-        client = MlflowClient()
-        try:
-            if "@" in reference:
-                name, alias = reference.split("@", 1)
-                return f"{name}/{client.get_model_version_by_alias(name, alias).version}"
-            name, _, number = reference.partition("/")
-            return f"{name}/{client.get_model_version(name, number).version}"
-        except MlflowException as exc:
-            raise ModelLoadError(f"model {uri!r}: {exc.message}") from None
-    return uri
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
@@ -199,9 +103,6 @@ def tracked_run(recipe: TrainRecipe, run_name: str, tracking_uri: str, model_dir
     that stops answering during the run becomes a TrackingServerError naming it (see
     `tracking_lost`), and ending the run on a dead server does not hide the first error.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     mlflow.set_tracking_uri(tracking_uri)
     if mlflow.get_experiment_by_name(recipe.tracking.experiment) is None:
         mlflow.create_experiment(recipe.tracking.experiment, artifact_location=artifact_location(tracking_uri, recipe.tracking.experiment))
@@ -210,7 +111,7 @@ def tracked_run(recipe: TrainRecipe, run_name: str, tracking_uri: str, model_dir
     try:
         print(f"MLflow: {run_url(tracking_uri, experiment.experiment_id, run.info.run_id)}", flush=True)
         resolved = recipe.model_dump(mode="json")
-        mlflow.set_tags({"smista.kind": recipe.kind, "git_commit": git_commit(Path(__file__).resolve().parent.parent)})
+        mlflow.set_tags({"smista.kind": recipe.kind, "git_commit": git_commit(Path(__file__).resolve().parents[2])})
         # MLflow caps a param value at 6000 characters; recipe values are short.
         mlflow.log_params({key: str(value) for key, value in flatten("", resolved).items()})
         mlflow.log_dict(resolved, "recipe.yaml")
@@ -231,9 +132,6 @@ def _end_run_quietly(status: str) -> None:
     """End the active run; on a server that is gone this fails too, and the error that is already
     on its way matters more. MLflow pops its stack of active runs before calling the server, so
     nothing stays active in this process either way."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     try:
         mlflow.end_run(status)
     except MlflowException:
@@ -264,25 +162,22 @@ def _short_cause(exc: Exception) -> str:
     return first if len(first) <= 200 else first[:200] + "..."
 
 
-def log_training_data(data: TrainingData) -> None:
-    import mlflow
-
+def log_training_data(data_hash: str, taxonomy_version: str, manifest: dict) -> None:
+    """The data set's hash, sizes and manifest on the active run."""
     mlflow.log_params({
-        "data_hash": data.data_hash,
-        "taxonomy_version": data.taxonomy.version,
-        **{f"{split}_posts": size for split, size in data.manifest["sizes"].items()},
+        "data_hash": data_hash,
+        "taxonomy_version": taxonomy_version,
+        **{f"{split}_posts": size for split, size in manifest["sizes"].items()},
     })
-    mlflow.set_tags({"data_hash": data.data_hash, "test_split_hash": data.manifest["split_hashes"]["test"]})
-    mlflow.log_dict(data.manifest, "dataset/manifest.json")
-    sizes = ", ".join(f"{split} {size}" for split, size in data.manifest["sizes"].items())
-    print(f"Data set {data.data_hash} (taxonomy v{data.taxonomy.version}): {sizes}", flush=True)
+    mlflow.set_tags({"data_hash": data_hash, "test_split_hash": manifest["split_hashes"]["test"]})
+    mlflow.log_dict(manifest, "dataset/manifest.json")
+    sizes = ", ".join(f"{split} {size}" for split, size in manifest["sizes"].items())
+    print(f"Data set {data_hash} (taxonomy v{taxonomy_version}): {sizes}", flush=True)
 
 
 def log_domain_adaptation(summary: dict[str, float]) -> None:
     """The masked-LM pre-training's numbers (texts, steps, loss before and after, seconds) as
     domain_adaptation_<name> metrics of the active run."""
-    import mlflow
-
     mlflow.log_metrics({f"domain_adaptation_{name}": float(value) for name, value in summary.items()})
 
 
@@ -294,8 +189,6 @@ def log_results(
     train_seconds: float,
 ) -> str | None:
     """Log metrics, evaluation files and the model; register it. Returns the registry version."""
-    import mlflow
-
     metrics = {"train_seconds": train_seconds, "model_size_mb": directory_megabytes(model_dir)}
     metrics["inference_posts_per_second"] = reports["test"].posts_per_second
     for split, report in reports.items():

@@ -14,10 +14,9 @@ from data.dataset import SPLITS, BuildConfig, build_dataset
 from data.schema import Post
 from data.taxonomy import Taxonomy
 from training.errors import TrainingDataError
-from training.evaluate import read_labelled_posts
+from training.labelled_posts import read_labelled_posts
 from training.partial_labels import UNLABELLED, labelled_rows
 from training.recipe import DataSettings
-
 
 
 @dataclass

@@ -24,6 +24,7 @@ from transformers import initialization as init
 from transformers.configuration_utils import SubConfigSpec
 
 from data.taxonomy import Taxonomy
+from training.inference.model_dir import MODEL_TYPE
 
 # Cap for class weights: a class seen once in 900 posts would otherwise get a weight in the
 # hundreds and its few examples would dominate every batch they appear in.
@@ -83,7 +84,7 @@ def drop_pooler(encoder: nn.Module) -> None:
 class SmistaConfig(PreTrainedConfig):
     """Config of the multi-head model: the encoder's own config plus the heads and their label maps."""
 
-    model_type = "smista_multihead"
+    model_type = MODEL_TYPE
     sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
 
     def __init__(

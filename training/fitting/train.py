@@ -23,18 +23,21 @@ import numpy as np
 
 from data.dataset import data_hash
 from data.taxonomy import Taxonomy, load_taxonomy
-from training.encoders import resolve_base_model
 from training.errors import RecipeTaxonomyError
-from training.best_epoch import KeepBestEpoch
-from training.blend import BLEND_DIR, choose_blend_weights
-from training.evaluate import EvaluationReport, evaluate_posts, write_report
+from training.evaluation.evaluate import EvaluationReport, evaluate_posts
+from training.evaluation.report_files import write_report
+from training.fitting.best_epoch import KeepBestEpoch
+from training.fitting.blend import choose_blend_weights
+from training.fitting.encoders import resolve_base_model
+from training.fitting.thresholds import tune_thresholds
+from training.fitting.training_data import TrainingData, check_validation_labels, prepare_training_data
+from training.inference.blend_backend import BLEND_DIR
+from training.inference.predict import Predictor
 from training.label_profile import write_reference
+from training.mlflow_access import check_tracking_server
 from training.partial_labels import labelled_rows
-from training.predict import Predictor
 from training.recipe import TrainRecipe, resolve_tracking_uri
-from training.thresholds import tune_thresholds
-from training.tracking import check_tracking_server, log_domain_adaptation, log_results, log_training_data, tracked_run
-from training.training_data import TrainingData, check_validation_labels, prepare_training_data
+from training.shipping.tracking import log_domain_adaptation, log_results, log_training_data, tracked_run
 
 EVALUATED_SPLITS = ("validation", "test")
 
@@ -62,7 +65,7 @@ def train(recipe: TrainRecipe) -> RunResult | None:
         resolve_base_model(recipe.transformer.base_model)  # a missing model fails here, before any work
     if recipe.kind == "tfidf_baseline":
         return train_baseline(recipe, taxonomy, tracking_uri)
-    from training.domain_adaptation import read_extra_texts  # here: it imports torch
+    from training.fitting.domain_adaptation import read_extra_texts  # here: it imports torch
 
     adaptation = recipe.transformer.domain_adaptation
     # Read now, like the base model above: a bad path fails before any data or model is loaded.
@@ -90,11 +93,11 @@ def train_transformer(
 ) -> RunResult | None:
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-    from training.encoders import add_text_prefix, extend_vocabulary, load_pretrained_encoder
-    from training.lean_vocabulary import round_to_float16, trim_vocabulary
-    from training.model import IGNORE_LABEL, build_model, label_column
-    from training.predict import TransformerBackend
-    from training.progress import EpochSummary, MlflowLiveMetrics, per_head_macro_f1
+    from training.fitting.encoders import add_text_prefix, extend_vocabulary, load_pretrained_encoder
+    from training.fitting.lean_vocabulary import round_to_float16, trim_vocabulary
+    from training.fitting.progress import EpochSummary, MlflowLiveMetrics, per_head_macro_f1
+    from training.inference.model import IGNORE_LABEL, build_model, label_column
+    from training.inference.torch_backend import TransformerBackend
 
     settings = recipe.transformer
     set_seed(recipe.seed)
@@ -110,7 +113,7 @@ def train_transformer(
     check_validation_labels(data, recipe.primary_head)
     with tracked_run(recipe, run_name, tracking_uri, run_dir / "model") if is_main else contextlib.nullcontext() as run:
         if is_main:
-            log_training_data(data)
+            log_training_data(data.data_hash, data.taxonomy.version, data.manifest)
         with args.main_process_first(desc="tokenizer"):
             if settings.base_model is not None:
                 encoder, tokenizer = load_pretrained_encoder(settings.base_model)
@@ -223,12 +226,11 @@ def save_model(model, tokenizer, model_dir: Path, storage_dtype: str) -> None:
 
 def fit_blend(recipe: TrainRecipe, taxonomy: Taxonomy, data: TrainingData, config, validation: dict[str, np.ndarray]):
     """Fit the TF-IDF baseline on the training split and choose each head's blend weight on
-    validation (training/blend.py); the weights and the tuned thresholds go into `config`. Returns
+    validation (training/fitting/blend.py); the weights and the tuned thresholds go into `config`. Returns
     the baseline, to be saved in the model directory."""
     import mlflow
-
-    from training.baseline import fit_baseline
-    from training.model import head_specs
+    from training.fitting.baseline import fit_baseline
+    from training.inference.model import head_specs
 
     started = time.perf_counter()
     baseline = fit_baseline(data.texts("train"), data.targets("train"), head_specs(taxonomy),
@@ -253,7 +255,7 @@ def adapt_to_domain(
 ) -> None:
     """Masked-LM training of `encoder` on the training texts and the extra texts, never on the
     validation or test posts (their scores would then flatter the model)."""
-    from training.domain_adaptation import adapt_encoder, adaptation_texts
+    from training.fitting.domain_adaptation import adapt_encoder, adaptation_texts
 
     settings = recipe.transformer
     adaptation = settings.domain_adaptation
@@ -269,8 +271,8 @@ def adapt_to_domain(
 
 
 def train_baseline(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -> RunResult:
-    from training.baseline import fit_baseline
-    from training.model import head_specs
+    from training.fitting.baseline import fit_baseline
+    from training.inference.model import head_specs
 
     np.random.seed(recipe.seed)
     run_name = shared_run_name(recipe, world_size=1)
@@ -278,7 +280,7 @@ def train_baseline(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -
     data = prepare_training_data(recipe.data, taxonomy)
     check_validation_labels(data, recipe.primary_head)
     with tracked_run(recipe, run_name, tracking_uri, run_dir / "model") as run:
-        log_training_data(data)
+        log_training_data(data.data_hash, data.taxonomy.version, data.manifest)
         started = time.perf_counter()
         model = fit_baseline(
             data.texts("train"), data.targets("train"), head_specs(taxonomy), recipe.baseline, taxonomy.version, recipe.seed
@@ -371,7 +373,7 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
     import torch
     from transformers import TrainingArguments
 
-    from training.model import label_column
+    from training.inference.model import label_column
 
     settings = recipe.transformer
     return TrainingArguments(
@@ -388,7 +390,7 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
         warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the total steps
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         eval_strategy="epoch",
-        # With select_best_epoch the best epoch is kept in memory (training/best_epoch.py), not in
+        # With select_best_epoch the best epoch is kept in memory (training/fitting/best_epoch.py), not in
         # a checkpoint per epoch.
         save_strategy="no",
         ddp_find_unused_parameters=False,  # every parameter gets a gradient (the pooler is removed)
@@ -403,7 +405,7 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
 
 def best_epoch_metric(recipe: TrainRecipe) -> str:
     """The validation macro-F1 (a key of compute_metrics) that picks the epoch with select_best_epoch."""
-    from training.progress import MEAN_MACRO_F1
+    from training.fitting.progress import MEAN_MACRO_F1
 
     return MEAN_MACRO_F1 if recipe.transformer.best_epoch_metric == "mean" else f"{recipe.primary_head}_macro_f1"
 
@@ -449,7 +451,7 @@ def scratch_encoder_shared(settings, data: TrainingData, run_dir: Path):
     """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from training.encoders import build_scratch_encoder
+    from training.fitting.encoders import build_scratch_encoder
 
     tokenizer_dir = run_dir / "scratch_tokenizer"
     if not tokenizer_dir.is_dir():

@@ -1,5 +1,5 @@
 """Export a saved smista transformer model to ONNX (fp32) and a dynamically quantised int8 copy, for
-the faster CPU runtimes of `Predictor` (`runtime="onnx"` / `"onnx-int8"`, training/onnx_backend.py).
+the faster CPU runtimes of `Predictor` (`runtime="onnx"` / `"onnx-int8"`, training/inference/onnx_backend.py).
 
     <model_dir>/onnx/model.onnx        every head in one graph, fp32
     <model_dir>/onnx/model.int8.onnx   the same graph, MatMul weights int8 (dynamic quantisation;
@@ -52,10 +52,13 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import numpy as np
+from transformers import AutoTokenizer
 
 from data.taxonomy import REPO_ROOT
 from training.errors import ModelLoadError
 from training.file_hash import file_sha256
+from training.inference.model_dir import DEFAULT_MAX_LENGTH
+from training.inference.onnx_backend import PROBABILITY_PREFIX, OnnxBackend, inference_session
 
 ONNX_SUBDIR = "onnx"
 FP32_FILE = "model.onnx"
@@ -70,7 +73,6 @@ EXPORT_FORMAT = 2
 # ai.onnx opset of the graph. 20 is what torch 2.13's exporter picks by default; pinned so a torch
 # upgrade does not change the exported graph silently. onnxruntime 1.32 runs up to opset 23.
 OPSET = 20
-PROBABILITY_PREFIX = "probabilities_"
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 # fp32 export must reproduce torch's probabilities to this absolute tolerance, or the export fails.
 VERIFY_TOLERANCE = 1e-4
@@ -300,7 +302,7 @@ def export_fp32(model_dir: Path, output_path: Path) -> tuple[list[str], list[str
     function computing the torch model's probabilities for a feed, for verification)."""
     import torch
 
-    from training.model import SmistaMultiHeadModel
+    from training.inference.model import SmistaMultiHeadModel
 
     model = SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     # Eager attention, not SDPA, in the graph: the exporter writes SDPA's masking as Where + IsNaN
@@ -346,8 +348,6 @@ def export_fp32(model_dir: Path, output_path: Path) -> tuple[list[str], list[str
 def verify_fp32(path: Path, input_names: list[str], reference: Callable, vocab_size: int) -> float:
     """Largest |probability difference| between the graph and torch on shapes other than the
     export example's (a single post, and a padded batch); raises past VERIFY_TOLERANCE."""
-    from training.onnx_backend import inference_session
-
     session = inference_session(path)
     worst = 0.0
     for seed, (batch, length) in enumerate(((1, 7), (3, 40))):
@@ -493,3 +493,17 @@ def ensure_export(model_dir: str | Path, onnx_dir: str | Path | None = None,
         if log is not None:
             log(f"exporting {model_dir} to ONNX in {onnx_dir}: {reason}")
         return _export_locked(model_dir, onnx_dir, quantization)
+
+
+def onnx_backend_for(model_dir: Path, config_data: dict, runtime: str, downloaded: bool = False,
+                     threads: int | None = None) -> OnnxBackend:
+    """The ONNX backend of a saved model, exporting it first when the export is missing or stale."""
+    export = ensure_export(model_dir, default_onnx_dir(model_dir, temporary_source=downloaded))
+    return OnnxBackend(
+        export.int8_path if runtime == "onnx-int8" else export.fp32_path,
+        AutoTokenizer.from_pretrained(model_dir),
+        max_length=int(config_data.get("max_input_tokens", DEFAULT_MAX_LENGTH)),
+        field_names=list(config_data["field_names"]),
+        runtime=runtime,
+        threads=threads,
+    )

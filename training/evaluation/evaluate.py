@@ -13,7 +13,6 @@ certain decision (as in `HeadPrediction`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data.dataset import load_labelled_posts
-from data.schema import Post, PostValidator
+from data.schema import Post
 from data.taxonomy import Taxonomy
 from training.errors import EvaluationError
+from training.inference.heads import HeadSpec
+from training.inference.predict import Predictor
 from training.label_profile import head_profile
-from training.predict import HeadSpec, Predictor
 
 COVERAGE_METRIC_DIR = Path(__file__).resolve().parent / "metrics" / "coverage_at_precision"
 PRECISION_TARGETS = (0.90, 0.95)
@@ -247,35 +246,9 @@ def decisions_profile(head: HeadSpec, probabilities: np.ndarray) -> dict:
     return head_profile(label_lists, confidence.tolist(), head.labels, head.multi_label)
 
 
-def read_labelled_posts(path: str | Path, taxonomy: Taxonomy) -> list[Post]:
-    """Posts of a JSONL file, each with gold labels for at least one taxonomy field (else an error
-    naming the line); a head is scored on the posts labelled for it."""
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluationError(f"{path}: file not found")
-    return load_labelled_posts([path], PostValidator(taxonomy), partial=True)
-
-
 def check_taxonomy_matches(predictor: Predictor, taxonomy: Taxonomy) -> None:
     if predictor.taxonomy_version != taxonomy.version:
         raise EvaluationError(
             f"model {predictor.model_version} was trained on taxonomy v{predictor.taxonomy_version}, "
             f"the posts are labelled with v{taxonomy.version}"
         )
-
-
-def write_report(report: EvaluationReport, output_dir: str | Path, plots: bool = True) -> list[Path]:
-    """metrics.json and, with plots, three PNGs per head (confusion, reliability, coverage)."""
-    from training import plots as plotting
-
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = output_dir / "metrics.json"
-    metrics_path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    written = [metrics_path]
-    if plots:
-        for head in report.heads.values():
-            written.append(plotting.confusion_matrix_png(head, output_dir / f"confusion_{head.name}.png"))
-            written.append(plotting.reliability_png(head, output_dir / f"reliability_{head.name}.png"))
-            written.append(plotting.coverage_png(head, output_dir / f"coverage_{head.name}.png"))
-    return written

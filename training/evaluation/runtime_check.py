@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from data.schema import Post
-from training.evaluate import EvaluationReport, evaluate_posts
-from training.predict import RUNTIMES, Predictor
+from training.evaluation.evaluate import EvaluationReport, evaluate_posts
+from training.inference.predict import Predictor
+from training.inference.runtimes import RUNTIMES
 
 
 @dataclass

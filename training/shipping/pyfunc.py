@@ -9,11 +9,12 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from training.inference.predict import Predictor
+from training.mlflow_access import MLFLOW_ARTIFACT_KEY
+
 
 class SmistaPyfuncModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from training.predict import MLFLOW_ARTIFACT_KEY, Predictor
-
         self.predictor = Predictor.load(context.artifacts[MLFLOW_ARTIFACT_KEY])
 
     def predict(self, context, model_input: list[str], params: dict[str, Any] | None = None):

@@ -122,9 +122,10 @@ def promote(
 ) -> PromotionDecision:
     """Score challenger (default: latest version) and champion on `test_file`; move the alias if the policy allows."""
     from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
-    from training.evaluate import check_taxonomy_matches, evaluate_posts, read_labelled_posts
-    from training.predict import Predictor
-    from training.tracking import use_tracking_uri
+    from training.evaluation.evaluate import check_taxonomy_matches, evaluate_posts
+    from training.inference.predict import Predictor
+    from training.labelled_posts import read_labelled_posts
+    from training.mlflow_access import use_tracking_uri
 
     tracking_uri = use_tracking_uri(tracking_uri)
     challenger_version = version or latest_version(name)
@@ -174,7 +175,7 @@ def summarize_versions(
     versions: list[str] | None, name: str = REGISTERED_MODEL_NAME, limit: int = 6, tracking_uri: str | None = None
 ) -> list[VersionSummary]:
     """The given versions (default: the newest `limit`), with their runs' logged metrics and params."""
-    from training.tracking import use_tracking_uri
+    from training.mlflow_access import use_tracking_uri
 
     use_tracking_uri(tracking_uri)
     client = _client()

@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from training import packed_e5
 from training.errors import BaseModelError
+from training.fitting import packed_e5
 from training.recipe import ScratchEncoder
 
 PACKAGE_PREFIX = "package:"
@@ -121,8 +121,9 @@ def extend_vocabulary(encoder, tokenizer, texts: Iterable[str], max_new_words: i
     of the pieces it replaces, so the model starts from what it knew. Deterministic for the same
     texts (ties broken alphabetically), so every DDP process adds the same words in the same order.
     """
-    import torch
     from collections import Counter
+
+    import torch
 
     normalizer = tokenizer.backend_tokenizer.normalizer
     pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer

@@ -82,9 +82,8 @@ def use_tracking_uri(explicit: str | None = None) -> str:
 
 def model_version_of(uri: str) -> str:
     """"smista-classifier/3" for models:/ URIs (aliases resolved), the run id for runs:/ URIs."""
-    from mlflow.exceptions import MlflowException
-
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     if uri.startswith("runs:/"):
         return uri.removeprefix("runs:/").split("/", 1)[0]
@@ -104,10 +103,9 @@ def model_version_of(uri: str) -> str:
 
 def download_model(uri: str, tracking_uri: str | None = None) -> tuple[Path, str]:
     """(local model directory, model version) for an MLflow model URI."""
+    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
-
-    import mlflow
 
     use_tracking_uri(tracking_uri)
     version = model_version_of(uri)

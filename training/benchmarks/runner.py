@@ -19,6 +19,7 @@ from training.benchmarks.loading import LoadedBenchmark, load_benchmark
 from training.benchmarks.results import BenchmarkResult, ModelResult
 from training.benchmarks.scores import compute_scores
 from training.benchmarks.spec import BenchmarkSpec, BenchmarkSpecError
+from training.fitting.train import train
 from training.machine import machine_description
 from training.recipe import TrainRecipe, load_recipe
 
@@ -87,7 +88,6 @@ def run_benchmark(
     keep_fold_models: bool = False,
 ) -> BenchmarkResult:
     """Train and score every selected model on the benchmark; write <output_dir>/<name>/results.json."""
-    from training.fitting.train import train
 
     models = models or list(spec.models)
     unknown = [model for model in models if model not in spec.models]

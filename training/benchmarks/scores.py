@@ -5,16 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import evaluate
+
 from data.schema import Post
 from training.benchmarks.spec import BenchmarkSpec, BenchmarkSpecError, Score
 from training.evaluation.evaluate import EvaluationReport
+from training.inference.predict import Predictor
 
 SENTIPOLC_METRIC_DIR = Path(__file__).resolve().parents[1] / "evaluation" / "metrics" / "sentipolc_polarity"
 
 
 @lru_cache(maxsize=1)
 def sentipolc_metric():
-    import evaluate
 
     return evaluate.load(str(SENTIPOLC_METRIC_DIR))
 
@@ -51,7 +53,6 @@ def compute_scores(spec: BenchmarkSpec, model_dir: Path, test_posts: list[Post],
 
 
 def predict_labels(model_dir: Path, posts: list[Post], heads: list[str]) -> dict[str, list[str]]:
-    from training.inference.predict import Predictor
 
     predictor = Predictor.from_directory(model_dir, model_version=model_dir.parent.name)
     predictions = predictor.predict([post.text for post in posts], batch_size=64)

@@ -19,7 +19,15 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import evaluate
 import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    multilabel_confusion_matrix,
+    precision_recall_fscore_support,
+)
 
 from data.schema import Post
 from data.taxonomy import Taxonomy
@@ -99,7 +107,6 @@ class EvaluationReport:
 
 @lru_cache(maxsize=1)
 def coverage_metric():
-    import evaluate
 
     return evaluate.load(str(COVERAGE_METRIC_DIR))
 
@@ -143,13 +150,6 @@ def gold_matrix(posts: Sequence[Post], head: HeadSpec) -> np.ndarray:
 
 
 def evaluate_head(head: HeadSpec, gold: np.ndarray, probabilities: np.ndarray) -> HeadReport:
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        f1_score,
-        multilabel_confusion_matrix,
-        precision_recall_fscore_support,
-    )
 
     decisions, confidence = head.decide(probabilities)
     all_labels = list(range(len(head.labels)))

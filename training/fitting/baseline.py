@@ -10,6 +10,10 @@ the same code as the transformer; `Predictor.load` loads it.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import FeatureUnion
 
 from training.inference.baseline_model import BaselineModel
 from training.partial_labels import labelled_rows
@@ -17,8 +21,6 @@ from training.recipe import BaselineSettings
 
 
 def build_vectorizer(settings: BaselineSettings):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion
 
     common = {"lowercase": True, "sublinear_tf": settings.sublinear_tf, "min_df": settings.min_df, "max_features": settings.max_features}
     return FeatureUnion(
@@ -38,8 +40,6 @@ def fit_baseline(
     seed: int,
 ) -> BaselineModel:
     """targets: field -> label indices (single-label) or [posts, labels] 0/1 (multi-label)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
 
     vectorizer = build_vectorizer(settings)
     features = vectorizer.fit_transform(texts)

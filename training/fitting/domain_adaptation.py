@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
 from training.errors import RecipeError
 from training.inference.model import drop_pooler
@@ -118,7 +119,6 @@ def adapt_encoder(
     that goes to MLflow: texts, steps, loss_before, loss_after (mean masked-LM loss per masked
     token on a fixed masking of a sample of the texts) and seconds.
     """
-    from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
 
     set_seed(seed)  # the head starts random: the same seed, the same head and the same loss_before
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length, return_special_tokens_mask=True)
@@ -159,7 +159,6 @@ def adapt_encoder(
 def _fixed_masking(examples: list[dict], tokenizer, settings: DomainAdaptation, seed: int) -> list[dict]:
     """Batches of up to LOSS_SAMPLE_SIZE examples, masked once with a seeded generator, so that the
     losses before and after training are measured on the very same task."""
-    from transformers import DataCollatorForLanguageModeling
 
     sample = random.Random(seed).sample(examples, min(LOSS_SAMPLE_SIZE, len(examples)))
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mlm_probability, seed=seed)
@@ -181,7 +180,6 @@ def masked_lm_loss(model: MaskedLanguageModel, batches: list[dict]) -> float:
 
 
 def _training_arguments(settings: DomainAdaptation, seed: int, output_dir: Path):
-    from transformers import TrainingArguments
 
     return TrainingArguments(
         # Without use_cpu, accelerate does not set up multi-process (gloo) training on a machine

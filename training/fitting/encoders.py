@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+
+import torch
+from huggingface_hub import try_to_load_from_cache
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
 from training.errors import BaseModelError
 from training.fitting import packed_e5
@@ -71,7 +77,6 @@ def _model_dir_from_package(module_name: str, name: str) -> str:
 
 
 def _check_hub_id_available(hub_id: str) -> None:
-    from huggingface_hub import try_to_load_from_cache
 
     if not _offline():
         return  # online users download it through from_pretrained as usual
@@ -87,7 +92,6 @@ def _check_hub_id_available(hub_id: str) -> None:
 
 def load_pretrained_encoder(name: str):
     """(encoder, tokenizer) of a pretrained model named as in a recipe."""
-    from transformers import AutoModel, AutoTokenizer
 
     source = resolve_base_model(name)
     try:
@@ -105,7 +109,6 @@ def add_text_prefix(tokenizer, prefix: str) -> None:
     serving, the ONNX runtimes and labeling all feed the model the same input without knowing.
     e5's model card asks for "query: " or "passage: " before each text.
     """
-    from tokenizers import normalizers
 
     backend = tokenizer.backend_tokenizer
     prepend = normalizers.Prepend(prefix)
@@ -121,9 +124,7 @@ def extend_vocabulary(encoder, tokenizer, texts: Iterable[str], max_new_words: i
     of the pieces it replaces, so the model starts from what it knew. Deterministic for the same
     texts (ties broken alphabetically), so every DDP process adds the same words in the same order.
     """
-    from collections import Counter
 
-    import torch
 
     normalizer = tokenizer.backend_tokenizer.normalizer
     pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
@@ -154,8 +155,6 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, model_max_l
 
     Lower-cased but with accents kept: in Italian "e"/"è" and "perche"/"perché" differ.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
@@ -181,7 +180,6 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, model_max_l
 
 def build_scratch_encoder(settings: ScratchEncoder, texts: Iterable[str], max_length: int):
     """(encoder, tokenizer): a randomly initialised BERT sized by `settings`, vocabulary from `texts`."""
-    from transformers import BertConfig, BertModel
 
     tokenizer = train_wordpiece_tokenizer(texts, settings.vocab_size, max_length)
     config = BertConfig(

@@ -42,6 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import sentencepiece
+import torch
+from sentencepiece import sentencepiece_model_pb2
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from training.errors import BaseModelError
 from training.file_hash import file_sha256
@@ -211,8 +216,6 @@ def precompiled_charsmap(normalisation: dict[int, tuple[int, ...]]) -> bytes:
     form `tokenizers`' Precompiled normaliser reads. sentencepiece's trainer compiles one from a
     rule file ("source hex<TAB>target hex ..."; an empty target deletes); the tiny model it
     trains alongside is thrown away."""
-    import sentencepiece
-    from sentencepiece import sentencepiece_model_pb2
 
     with tempfile.TemporaryDirectory() as folder:
         rules = Path(folder) / "rules.tsv"
@@ -240,8 +243,6 @@ def precompiled_charsmap(normalisation: dict[int, tuple[int, ...]]) -> bytes:
 
 def build_tokenizer(packed: PackedE5, model_max_length: int):
     """A fast tokenizer that segments like the engine's `tok_content`, with <s> ... </s> around."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
 
     ids = packed.special_ids
     backend = Tokenizer(
@@ -274,8 +275,6 @@ def build_tokenizer(packed: PackedE5, model_max_length: int):
 
 def build_directory(packed: PackedE5, target: Path) -> None:
     """Write the Hugging Face directory (config, fp32 safetensors, tokenizer) to `target`."""
-    import torch
-    from transformers import BertConfig, BertModel
 
     config = BertConfig(
         vocab_size=packed.vocabulary_rows,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import time
 
+import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
+from sklearn.metrics import f1_score
 from transformers import TrainerCallback
 
 from training.inference.model import IGNORE_LABEL
@@ -19,7 +22,6 @@ def per_head_macro_f1(config):
 
     Multi-label heads are scored at a 0.5 threshold here; their tuned thresholds come after training.
     """
-    from sklearn.metrics import f1_score
 
     heads, names = config.heads, list(config.field_names)  # the order of the model's outputs
 
@@ -88,9 +90,6 @@ class MlflowLiveMetrics(TrainerCallback):
         self.stopped = False
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        from mlflow.exceptions import MlflowException
-
-        import mlflow
 
         if self.stopped or not state.is_world_process_zero or not logs or mlflow.active_run() is None:
             return

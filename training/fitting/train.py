@@ -19,20 +19,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import numpy as np
+import torch
+import torch.distributed
+from transformers import AutoTokenizer, BertConfig, BertModel, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
 from data.dataset import data_hash
 from data.taxonomy import Taxonomy, load_taxonomy
 from training.errors import RecipeTaxonomyError
 from training.evaluation.evaluate import EvaluationReport, evaluate_posts
 from training.evaluation.report_files import write_report
+from training.fitting import domain_adaptation, progress  # modules: tests swap adapt_encoder, EpochSummary for spies
+from training.fitting.baseline import fit_baseline
 from training.fitting.best_epoch import KeepBestEpoch
 from training.fitting.blend import choose_blend_weights
-from training.fitting.encoders import resolve_base_model
+from training.fitting.domain_adaptation import adaptation_texts, read_extra_texts
+from training.fitting.encoders import (
+    add_text_prefix,
+    build_scratch_encoder,
+    extend_vocabulary,
+    load_pretrained_encoder,
+    resolve_base_model,
+)
+from training.fitting.lean_vocabulary import round_to_float16, trim_vocabulary
+from training.fitting.progress import MEAN_MACRO_F1, MlflowLiveMetrics, per_head_macro_f1
 from training.fitting.thresholds import tune_thresholds
 from training.fitting.training_data import TrainingData, check_validation_labels, prepare_training_data
+from training.inference import model as model_code  # a module: tests swap build_model for a spy
 from training.inference.blend_backend import BLEND_DIR
+from training.inference.model import IGNORE_LABEL, head_specs, label_column
 from training.inference.predict import Predictor
+from training.inference.torch_backend import TransformerBackend
 from training.label_profile import write_reference
 from training.mlflow_access import check_tracking_server
 from training.partial_labels import labelled_rows
@@ -65,7 +83,6 @@ def train(recipe: TrainRecipe) -> RunResult | None:
         resolve_base_model(recipe.transformer.base_model)  # a missing model fails here, before any work
     if recipe.kind == "tfidf_baseline":
         return train_baseline(recipe, taxonomy, tracking_uri)
-    from training.fitting.domain_adaptation import read_extra_texts  # here: it imports torch
 
     adaptation = recipe.transformer.domain_adaptation
     # Read now, like the base model above: a bad path fails before any data or model is loaded.
@@ -82,7 +99,6 @@ def leave_process_group() -> None:
     exception", exit -6) and failed the whole torchrun: in one CI run and in 1 of 6 standalone
     runs of tests/test_train_ddp.py on 2026-11-23; 9 of 9 passed with this.
     """
-    import torch.distributed
 
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -91,13 +107,7 @@ def leave_process_group() -> None:
 def train_transformer(
     recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str, extra_texts: Sequence[str] = ()
 ) -> RunResult | None:
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-    from training.fitting.encoders import add_text_prefix, extend_vocabulary, load_pretrained_encoder
-    from training.fitting.lean_vocabulary import round_to_float16, trim_vocabulary
-    from training.fitting.progress import EpochSummary, MlflowLiveMetrics, per_head_macro_f1
-    from training.inference.model import IGNORE_LABEL, build_model, label_column
-    from training.inference.torch_backend import TransformerBackend
 
     settings = recipe.transformer
     set_seed(recipe.seed)
@@ -148,7 +158,7 @@ def train_transformer(
             encode, batched=True, remove_columns=data.dataset["train"].column_names, keep_in_memory=True
         )
         weighting = {name: settings.class_weighting.get(name, settings.default_class_weighting) for name in taxonomy.fields}
-        model = build_model(
+        model = model_code.build_model(
             encoder,
             taxonomy,
             data.label_counts("train"),
@@ -170,7 +180,7 @@ def train_transformer(
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=per_head_macro_f1(model.config),
-            callbacks=[EpochSummary(recipe.primary_head), MlflowLiveMetrics(), *best_epoch],
+            callbacks=[progress.EpochSummary(recipe.primary_head), MlflowLiveMetrics(), *best_epoch],
             # The Trainer builds the learning-rate schedule around this optimizer as usual.
             optimizers=(adamw_with_head_learning_rate(model, settings), None),
         )
@@ -216,7 +226,6 @@ def train_transformer(
 def save_model(model, tokenizer, model_dir: Path, storage_dtype: str) -> None:
     """Save in `storage_dtype`; the model in memory stays fp32 (its values already fp16-exact when
     stored as fp16, see round_to_float16)."""
-    import torch
 
     dtype = getattr(torch, storage_dtype)
     model.to(dtype).save_pretrained(model_dir)
@@ -228,9 +237,6 @@ def fit_blend(recipe: TrainRecipe, taxonomy: Taxonomy, data: TrainingData, confi
     """Fit the TF-IDF baseline on the training split and choose each head's blend weight on
     validation (training/fitting/blend.py); the weights and the tuned thresholds go into `config`. Returns
     the baseline, to be saved in the model directory."""
-    import mlflow
-    from training.fitting.baseline import fit_baseline
-    from training.inference.model import head_specs
 
     started = time.perf_counter()
     baseline = fit_baseline(data.texts("train"), data.targets("train"), head_specs(taxonomy),
@@ -255,7 +261,6 @@ def adapt_to_domain(
 ) -> None:
     """Masked-LM training of `encoder` on the training texts and the extra texts, never on the
     validation or test posts (their scores would then flatter the model)."""
-    from training.fitting.domain_adaptation import adapt_encoder, adaptation_texts
 
     settings = recipe.transformer
     adaptation = settings.domain_adaptation
@@ -263,7 +268,7 @@ def adapt_to_domain(
     texts, left_out = adaptation_texts(data.texts("train"), extra_texts, held_out)
     if left_out and is_main:
         print(f"Domain adaptation: left out {left_out} extra texts that are validation or test posts", flush=True)
-    summary = adapt_encoder(
+    summary = domain_adaptation.adapt_encoder(
         encoder, tokenizer, texts, adaptation, adaptation.max_length or settings.max_length, recipe.seed, run_dir / "domain_adaptation"
     )
     if is_main:
@@ -271,8 +276,6 @@ def adapt_to_domain(
 
 
 def train_baseline(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -> RunResult:
-    from training.fitting.baseline import fit_baseline
-    from training.inference.model import head_specs
 
     np.random.seed(recipe.seed)
     run_name = shared_run_name(recipe, world_size=1)
@@ -330,7 +333,6 @@ def evaluate_and_record(
         print(report.format_table(), flush=True)
         reports[split] = report
     if run_tags:
-        import mlflow
 
         mlflow.set_tags(run_tags)
     version = log_results(recipe, reports, model_dir, evaluation_dir, train_seconds)
@@ -370,10 +372,7 @@ def check_recipe_heads(recipe: TrainRecipe, taxonomy: Taxonomy) -> None:
 
 
 def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
-    import torch
-    from transformers import TrainingArguments
 
-    from training.inference.model import label_column
 
     settings = recipe.transformer
     return TrainingArguments(
@@ -405,7 +404,6 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
 
 def best_epoch_metric(recipe: TrainRecipe) -> str:
     """The validation macro-F1 (a key of compute_metrics) that picks the epoch with select_best_epoch."""
-    from training.fitting.progress import MEAN_MACRO_F1
 
     return MEAN_MACRO_F1 if recipe.transformer.best_epoch_metric == "mean" else f"{recipe.primary_head}_macro_f1"
 
@@ -416,7 +414,6 @@ def adamw_with_head_learning_rate(model, settings):
     Biases and normalisation weights (the 1-D parameters) get no weight decay, as in the Trainer's
     own optimizer.
     """
-    import torch
 
     head_rate = settings.head_learning_rate or settings.learning_rate
     groups: dict[tuple[float, float], list] = {}
@@ -437,7 +434,6 @@ def shared_run_name(recipe: TrainRecipe, world_size: int) -> str:
     """<name>-<timestamp>, chosen by the main process so every DDP process writes to the same folder."""
     names = [f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"]
     if world_size > 1:
-        import torch.distributed
 
         torch.distributed.broadcast_object_list(names, src=0)
     return names[0]
@@ -449,9 +445,7 @@ def scratch_encoder_shared(settings, data: TrainingData, run_dir: Path):
     WordPiece training breaks ties in an order that can differ between processes; DDP processes
     with different vocabularies would silently train nonsense.
     """
-    from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from training.fitting.encoders import build_scratch_encoder
 
     tokenizer_dir = run_dir / "scratch_tokenizer"
     if not tokenizer_dir.is_dir():

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from datasets import load_from_disk
 
 from data.dataset import SPLITS, BuildConfig, build_dataset
 from data.schema import Post
@@ -75,7 +76,6 @@ def prepare_training_data(settings: DataSettings, taxonomy: Taxonomy, build: boo
 
     Under DDP only the main process builds; the others load what it wrote (`build=False`).
     """
-    from datasets import load_from_disk
 
     dataset_dir = Path(settings.dataset_dir)
     if settings.inputs and build:

@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
 from training.errors import RegistryError
+from training.evaluation.evaluate import check_taxonomy_matches, evaluate_posts
+from training.inference.predict import Predictor
+from training.labelled_posts import read_labelled_posts
+from training.mlflow_access import use_tracking_uri
 from training.recipe import REGISTERED_MODEL_NAME
 
 CHAMPION_ALIAS = "champion"
@@ -88,13 +96,11 @@ def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | 
 
 
 def _client():
-    from mlflow import MlflowClient
 
     return MlflowClient()
 
 
 def champion_version(name: str = REGISTERED_MODEL_NAME, alias: str = CHAMPION_ALIAS) -> str | None:
-    from mlflow.exceptions import MlflowException
 
     try:
         return str(_client().get_model_version_by_alias(name, alias).version)
@@ -121,11 +127,6 @@ def promote(
     tracking_uri: str | None = None,
 ) -> PromotionDecision:
     """Score challenger (default: latest version) and champion on `test_file`; move the alias if the policy allows."""
-    from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
-    from training.evaluation.evaluate import check_taxonomy_matches, evaluate_posts
-    from training.inference.predict import Predictor
-    from training.labelled_posts import read_labelled_posts
-    from training.mlflow_access import use_tracking_uri
 
     tracking_uri = use_tracking_uri(tracking_uri)
     challenger_version = version or latest_version(name)
@@ -175,7 +176,6 @@ def summarize_versions(
     versions: list[str] | None, name: str = REGISTERED_MODEL_NAME, limit: int = 6, tracking_uri: str | None = None
 ) -> list[VersionSummary]:
     """The given versions (default: the newest `limit`), with their runs' logged metrics and params."""
-    from training.mlflow_access import use_tracking_uri
 
     use_tracking_uri(tracking_uri)
     client = _client()

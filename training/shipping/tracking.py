@@ -13,9 +13,9 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from mlflow.exceptions import MlflowException
 
-import mlflow
 from training.errors import TrackingServerError
 from training.evaluation.evaluate import EvaluationReport
 from training.mlflow_access import MLFLOW_ARTIFACT_KEY, health_failure

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from data.dataset import SEED_DATA_DIR
 from data.jsonl import read_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
-from data.dataset import SEED_DATA_DIR
 from data.taxonomy import Taxonomy
 from operations.forecast import floor_hour
 from serving.drift import record_reference

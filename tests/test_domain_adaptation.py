@@ -124,9 +124,10 @@ def test_a_run_adapts_the_encoder_on_training_and_extra_texts_before_building_th
     synthetic_dataset, tmp_path, monkeypatch, capsys
 ):
     """End to end: a real train() with domain_adaptation, logged to a SQLite MLflow store."""
+    from mlflow import MlflowClient
+
     import training.fitting.domain_adaptation
     import training.inference.model
-    from mlflow import MlflowClient
     from training.fitting.train import train
 
     calls = []

@@ -169,6 +169,7 @@ def test_export_resolves_measures_and_builds_the_data_set(client, tmp_path_facto
 
 def test_tiny_model_trains_on_the_export(state):
     import mlflow
+
     from training.fitting.train import train
     from training.recipe import load_recipe
 

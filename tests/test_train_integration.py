@@ -129,8 +129,9 @@ def test_train_log_register_promote_and_refuse_a_worse_model(mlflow_server, tmp_
 
 @pytest.mark.slow
 def test_tracking_server_killed_during_training_is_a_clear_error_and_registers_nothing(tmp_path, capsys, monkeypatch):
-    import training.fitting.progress
     from mlflow import MlflowClient
+
+    import training.fitting.progress
 
     dataset_dir = build_synthetic_dataset(tmp_path)
     server = MlflowServer(tmp_path)

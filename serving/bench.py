@@ -7,14 +7,14 @@ turn: torch fp32, onnx fp32, onnx int8; or the one endpoint given by URL):
   - throughput with concurrent single-post requests (adaptive batching merges them);
   - throughput with 64-post requests;
   - peak resident memory of the server's processes (when their pid is known);
-and in the same run, in this process, the plain loop: tokenizer + model forward for one post at a
-time, the way a naive deployment serves it. Every phase is bounded in requests and in seconds.
+and in the same run, in this process, the plain loop: the same model through the Predictor, one post
+at a time, the way a naive deployment serves it. Every phase is bounded in requests and in seconds.
 
 The compute ceiling: the model's forward FLOPs per post at the mean token length of the posts a
-figure sent (`model_flops`: 2 x the encoder's Linear weights per token, plus the attention score
+figure sent (`training.inference.compute_cost.model_flops`: 2 x the encoder's Linear weights per token, plus the attention score
 and value products, 2 x 2 x L^2 x attention width per layer, which grow with the square of the
 length; the heads are counted too, embeddings and element-wise ops are not), divided into the fp32
-matrix-multiply throughput of this machine, measured in a fresh subprocess (`measure_matmul`:
+matrix-multiply throughput of this machine, measured in a fresh subprocess (`training.machine.measure_matmul`:
 torch.matmul of large square fp32 matrices, best of a few). Each throughput figure is shown as a
 share of the posts/s that ceiling allows. An int8 figure can pass 100%: int8 arithmetic is not
 bounded by the fp32 rate.
@@ -29,19 +29,23 @@ import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+import httpx
+import psutil
 
 from data.taxonomy import REPO_ROOT
 from serving.local_server import LocalServer
+from training.errors import ModelLoadError
+from training.inference.compute_cost import model_flops, model_shape
+from training.inference.onnx_export import default_onnx_dir, ensure_export
+from training.inference.predict import Predictor
 from training.inference.runtimes import RUNTIMES
-from training.machine import machine_description
+from training.machine import machine_description, measure_matmul
 
 SEED_GLOB = "data/seed/*.jsonl"
 RUNTIME_TITLES = {"torch": "torch fp32", "onnx": "onnx fp32", "onnx-int8": "onnx int8", "sklearn": "sklearn (TF-IDF)"}
@@ -181,7 +185,6 @@ class MemorySampler:
     """Peak resident memory of a process and its children, sampled every 50 ms in a thread."""
 
     def __init__(self, pid: int):
-        import psutil
 
         self._root = psutil.Process(pid)
         self.peak_bytes = 0
@@ -198,7 +201,6 @@ class MemorySampler:
         self._thread.join()
 
     def _run(self) -> None:
-        import psutil
 
         while not self._stop.is_set():
             try:
@@ -219,7 +221,6 @@ class MemorySampler:
 async def _load(url: str, headers: dict[str, str], bodies: Sequence[dict], concurrency: int,
                 time_limit: float, posts_per_body: int) -> tuple[LatencySummary, list[dict]]:
     """Send `bodies`, `concurrency` at a time, stopping early at `time_limit` seconds."""
-    import httpx
 
     latencies: list[float] = []
     failures: list[dict] = []
@@ -304,7 +305,6 @@ def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], confi
 
 
 def _post_json(url: str, headers: dict[str, str], body: dict) -> dict:
-    import httpx
 
     response = httpx.post(url, json=body, headers=headers, timeout=60.0)
     if response.status_code != 200:
@@ -312,126 +312,43 @@ def _post_json(url: str, headers: dict[str, str], body: dict) -> dict:
     return response.json()
 
 
-def measure_plain_loop(model_source: str, texts: list[str], posts: int, time_limit: float) -> LatencySummary:
-    """The same model, one post at a time: tokenizer, forward, softmax/sigmoid, argmax. No batching,
-    no length sorting, no server."""
-    import torch
-    from transformers import AutoTokenizer
-
-    from training.inference.model import SmistaMultiHeadModel
-
-    model_dir = resolve_model_dir(model_source)
-    if not (model_dir / "config.json").is_file():
-        raise BenchError(f"{model_source}: the plain transformers loop needs a transformer model, and {model_dir} "
-                         "holds none (a TF-IDF baseline?)")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32).eval()
-    max_length = model.config.max_input_tokens
-    latencies: list[float] = []
-
-    def one(text: str) -> dict[str, int]:
-        inputs = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
-        with torch.inference_mode():
-            probabilities = model.probabilities(model(**inputs))
-        return {head: int(values[0].argmax()) for head, values in probabilities.items()}
-
+def measure_plain_loop(predictor: Predictor, texts: list[str], posts: int, time_limit: float) -> LatencySummary:
+    """The same model in this process, one post at a time, the way a naive deployment runs it: no
+    batching across posts, no server."""
     for text in texts[:10]:  # warm-up, as the endpoint got
-        one(text)
+        predictor.predict_probabilities([text], batch_size=1)
+    latencies: list[float] = []
     deadline = time.perf_counter() + time_limit
     started = time.perf_counter()
     for index in range(posts):
         if time.perf_counter() > deadline:
             break
         begin = time.perf_counter()
-        one(texts[index % len(texts)])
+        predictor.predict_probabilities([texts[index % len(texts)]], batch_size=1)
         latencies.append(time.perf_counter() - begin)
     return summarize(latencies, 0, time.perf_counter() - started, len(latencies))
 
 
-def resolve_model_dir(source: str) -> Path:
-    from training.mlflow_access import MLFLOW_URI_PREFIXES
-
-    if source.startswith(MLFLOW_URI_PREFIXES):
-        from training.mlflow_access import download_model
-
-        model_dir, _ = download_model(source, None)
-        return Path(model_dir)
-    return Path(source)
+def load_plain_model(source: str) -> Predictor:
+    """The model the plain loop runs, on torch: also what the ceiling's FLOPs and token counts read."""
+    try:
+        predictor = Predictor.load(source, runtime="torch")
+    except ModelLoadError as exc:
+        raise BenchError(f"{source}: {exc}") from None
+    if predictor.kind != "transformer":
+        raise BenchError(f"{source}: the plain transformers loop needs a transformer model, and this is a "
+                         f"{predictor.kind} (a TF-IDF baseline serves with --runtimes torch only)")
+    return predictor
 
 
 # --- the compute ceiling ------------------------------------------------------------------------
 
-MATMUL_SCRIPT = """
-import json, os, statistics, sys, time
-import torch
-size, repeats = int(sys.argv[1]), int(sys.argv[2])
-threads = len(os.sched_getaffinity(0))
-torch.set_num_threads(threads)
-a, b = torch.randn(size, size), torch.randn(size, size)
-torch.matmul(a, b)  # warm-up: thread pool, caches
-rates = []
-for _ in range(repeats):
-    started = time.perf_counter()
-    torch.matmul(a, b)
-    rates.append(2 * size ** 3 / (time.perf_counter() - started) / 1e9)
-print(json.dumps({"best": max(rates), "median": statistics.median(rates), "threads": threads, "rates": rates}))
-"""
-
-
-def measure_matmul(size: int = 2048, repeats: int = 5) -> dict[str, Any]:
-    """fp32 GFLOP/s of torch.matmul on two size x size matrices, in a fresh process (a process that
-    already ran a model has other thread pools and caches warm), with torch using every core this
-    process may run on. Returns best, median, threads and every repeat's rate."""
-    result = subprocess.run([sys.executable, "-c", MATMUL_SCRIPT, str(size), str(repeats)],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise BenchError(f"the matmul measurement failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def model_flops(linear_params_per_token: int, head_params: int, layers: int, attention_width: int,
-                tokens: float) -> float:
-    """Forward FLOPs of one post of `tokens` tokens (a multiply-add is 2 FLOPs).
-
-    Each Linear weight of the encoder (Q, K, V, output, both feed-forward layers) is multiplied
-    once per token: 2 x weights x L. Attention adds per layer Q.K^T and softmax.V, each L x L x
-    width multiply-adds: 4 x L^2 x width. The heads see one pooled vector: 2 x their weights.
-    Embedding look-ups, layer norms, GELU, softmax and pooling are not matrix products and are not
-    counted (a few percent at these sizes).
-    """
-    return 2.0 * linear_params_per_token * tokens + 4.0 * layers * attention_width * tokens**2 + 2.0 * head_params
-
-
-def model_shape(model) -> dict[str, int]:
-    """Counts `model_flops` needs, read from a SmistaMultiHeadModel (any encoder made of Linear layers)."""
-    from torch import nn
-
-    encoder = model.encoder
-    config = model.config.encoder
-    linear = sum(module.in_features * module.out_features for module in encoder.modules() if isinstance(module, nn.Linear))
-    heads = sum(head.in_features * head.out_features for head in model.heads.values())
-    head_size = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return {"linear_params_per_token": linear, "head_params": heads, "layers": config.num_hidden_layers,
-            "attention_width": config.num_attention_heads * head_size}
-
-
-def token_lengths(model_dir: Path, texts: Sequence[str]) -> list[int]:
-    from transformers import AutoTokenizer
-
-    import training.inference.model  # noqa: F401  (registers the smista config type with AutoConfig)
-
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=config.get("max_input_tokens", 128))["input_ids"]]
-
-
-def measure_ceiling(model_dir: Path, lengths: Sequence[int], config: BenchConfig) -> Ceiling:
-    import torch
-
-    from training.inference.model import SmistaMultiHeadModel
-
-    shape = model_shape(SmistaMultiHeadModel.from_pretrained(model_dir, dtype=torch.float32))
-    matmul = measure_matmul(config.matmul_size, config.matmul_repeats)
+def measure_ceiling(predictor: Predictor, lengths: Sequence[int], config: BenchConfig) -> Ceiling:
+    shape = model_shape(predictor.transformer_backend().model)
+    try:
+        matmul = measure_matmul(config.matmul_size, config.matmul_repeats)
+    except RuntimeError as exc:
+        raise BenchError(str(exc)) from None
     mean_tokens = sum(lengths) / len(lengths)
     flops = model_flops(tokens=mean_tokens, **shape)
     return Ceiling(
@@ -445,19 +362,13 @@ def measure_ceiling(model_dir: Path, lengths: Sequence[int], config: BenchConfig
 # --- the run ------------------------------------------------------------------------------------
 
 
-def export_for_bench(model_source: str, model_dir: Path, runtimes: Sequence[str]) -> float | None:
-    """Make the ONNX export the servers will load (same folder as Predictor.load picks), so that
-    their start-up does not include it; its time is reported on its own."""
+def export_for_bench(predictor: Predictor, runtimes: Sequence[str]) -> float | None:
+    """Make the ONNX export the servers will load (the folder Predictor.load picks), so that their
+    start-up does not include it; its time is reported on its own."""
     if not any(runtime.startswith("onnx") for runtime in runtimes):
         return None
-    from training.inference.onnx_export import default_onnx_dir, ensure_export, is_transformer_dir
-    from training.mlflow_access import MLFLOW_URI_PREFIXES
-
-    if not is_transformer_dir(model_dir):
-        raise BenchError(f"{model_source}: runtimes {', '.join(runtimes)} need a transformer model; "
-                         f"{model_dir} holds none (a TF-IDF baseline serves with --runtimes torch only)")
     started = time.perf_counter()
-    result = ensure_export(model_dir, default_onnx_dir(model_dir, temporary_source=model_source.startswith(MLFLOW_URI_PREFIXES)))
+    result = ensure_export(predictor.model_dir, default_onnx_dir(predictor.model_dir, temporary_source=predictor.downloaded))
     return round(time.perf_counter() - started, 1) if result.exported else 0.0
 
 
@@ -479,16 +390,16 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
     for runtime in config.runtimes:
         if runtime not in RUNTIMES:
             raise BenchError(f"unknown runtime {runtime!r}; expected some of: {', '.join(RUNTIMES)}")
-    model_dir = resolve_model_dir(config.model)
+    predictor = load_plain_model(config.model)
     ceiling, lengths = None, None
-    if config.ceiling and (model_dir / "config.json").is_file():
+    if config.ceiling:
         say(f"measuring the fp32 matmul rate ({config.matmul_size}^2, {config.matmul_repeats} repeats) in a fresh process")
-        lengths = token_lengths(model_dir, texts)
-        ceiling = measure_ceiling(model_dir, lengths, config)
+        lengths = predictor.token_counts(texts)
+        ceiling = measure_ceiling(predictor, lengths, config)
     export_seconds = None
     endpoints: dict[str, EndpointResult] = {}
     if config.url is None:
-        export_seconds = export_for_bench(config.model, model_dir, config.runtimes)
+        export_seconds = export_for_bench(predictor, config.runtimes)
         for runtime in config.runtimes:
             say(f"starting bentoml serve with SMISTA_RUNTIME={runtime}")
             started = time.perf_counter()
@@ -510,11 +421,11 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
             peak, processes = None, None
         endpoints[endpoint.get("runtime", "unknown")] = _endpoint_result("unknown", endpoint, peak, processes, None)
     say("measuring the plain transformers loop in this process")
-    plain = measure_plain_loop(str(model_dir), texts, config.plain_posts, config.phase_seconds)
+    plain = measure_plain_loop(predictor, texts, config.plain_posts, config.phase_seconds)
     plain_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rounds: dict[str, list[float]] = {}
     if config.rounds > 1 and config.url is None:
-        rounds = interleaved_rounds(config, texts, str(model_dir), endpoints, plain, say)
+        rounds = interleaved_rounds(config, texts, predictor, endpoints, plain, say)
     if ceiling is not None:
         add_ceiling_shares(endpoints, plain, ceiling, lengths, texts, config)
     ratios = {}
@@ -555,7 +466,7 @@ def round_order(names: Sequence[str], number: int) -> list[str]:
     return [*names[shift:], *names[:shift]]
 
 
-def interleaved_rounds(config: BenchConfig, texts: Sequence[str], plain_model: str,
+def interleaved_rounds(config: BenchConfig, texts: Sequence[str], plain_model: Predictor,
                        endpoints: dict[str, EndpointResult], plain: LatencySummary, say) -> dict[str, list[float]]:
     """Rounds 2..N of the 64-post phase and the plain loop, after the full pass (round 1). Every
     runtime's server is started once and they all stay up side by side (an idle server takes no

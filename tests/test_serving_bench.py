@@ -101,3 +101,20 @@ def test_round_order_rotates_by_one_each_round():
     assert round_order(names, 2) == ["onnx", "onnx-int8", "plain", "torch"]
     assert round_order(names, 5) == names  # a full turn
     assert [round_order(names, number)[0] for number in range(1, 5)] == names  # each one leads once
+
+
+def test_the_ceiling_reads_the_predictors_model_and_token_counts(tiny_run):
+    """The bench loads its model once through the Predictor: the plain loop, the token counts and the
+    FLOPs of the ceiling all come from it."""
+    from serving.bench import BenchConfig, load_plain_model, measure_ceiling
+
+    predictor = load_plain_model(str(tiny_run.model_dir))
+    texts = ["ciao", "La bolletta di marzo è arrivata doppia, nessuno risponde al telefono da giorni"]
+    lengths = predictor.token_counts(texts)
+    tokenizer = predictor.transformer_backend().tokenizer
+    assert lengths == [len(tokenizer(text)["input_ids"]) for text in texts] and lengths[0] < lengths[1]
+    ceiling = measure_ceiling(predictor, lengths, BenchConfig(model=str(tiny_run.model_dir), matmul_size=256,
+                                                              matmul_repeats=2))
+    shape = model_shape(predictor.transformer_backend().model)
+    assert ceiling.flops_per_post == model_flops(tokens=sum(lengths) / 2, **shape)
+    assert ceiling.posts_per_second == pytest.approx(ceiling.matmul_gflops * 1e9 / ceiling.flops_per_post, rel=0.01)

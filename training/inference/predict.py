@@ -45,6 +45,10 @@ class Predictor:
         self.kind = kind  # "transformer" or "tfidf_baseline"
         # The drift reference saved with the model (training.label_profile); None for older models.
         self.reference_profile: dict | None = None
+        # Where the model was loaded from (None when wrapped in memory); `downloaded`: a temporary
+        # copy of an MLflow model, not a directory of the user's.
+        self.model_dir: Path | None = None
+        self.downloaded = False
 
     @property
     def runtime(self) -> str:
@@ -81,6 +85,7 @@ class Predictor:
                        downloaded: bool = False, threads: int | None = None) -> Predictor:
         predictor = cls._from_directory(Path(model_dir), model_version, runtime, downloaded, threads)
         predictor.reference_profile = read_reference(Path(model_dir))
+        predictor.model_dir, predictor.downloaded = Path(model_dir), downloaded
         return predictor
 
     @classmethod
@@ -161,3 +166,15 @@ class Predictor:
                     confidence=float(confidence[row]),
                 )
         return results
+
+    def transformer_backend(self):
+        """The backend that runs the transformer, inside a blend too; ModelLoadError for a TF-IDF baseline."""
+        backend = getattr(self.backend, "transformer", self.backend)
+        if not hasattr(backend, "tokenizer"):
+            raise ModelLoadError(f"model {self.model_version} is a {self.kind}, not a transformer")
+        return backend
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as the transformer reads it (special tokens in, truncated to its max length)."""
+        backend = self.transformer_backend()
+        return [len(ids) for ids in backend.tokenizer(list(texts), truncation=True, max_length=backend.max_length)["input_ids"]]

@@ -29,10 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from data.jsonl import LineError, PostFileError, read_posts, write_posts
+from data.locations import BUILD_DIR, PACKAGE_DIR
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
-from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT, Taxonomy, load_taxonomy
+from data.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy, load_taxonomy
 
-SEED_DATA_DIR = REPO_ROOT / "data" / "seed"
+SEED_DATA_DIR = PACKAGE_DIR / "seed"
 SPLITS = ("train", "validation", "test")
 LABELLED_HEADS = "labelled_heads"
 UNLABELLED_GROUP = "(unlabelled)"  # stratification group of posts without the stratify field
@@ -66,7 +67,7 @@ class BuildConfig:
         metadata={"help": "Accept posts labelled for some fields only (at least one); the others are left unlabelled."},
     )
     output_dir: str = field(
-        default=str(REPO_ROOT / "build" / "dataset"),
+        default=str(BUILD_DIR / "dataset"),
         metadata={"help": "Where the DatasetDict, the split JSONL files and the manifest go."},
     )
     taxonomy: str = field(default=str(DEFAULT_TAXONOMY_PATH), metadata={"help": "Taxonomy YAML file."})

@@ -14,9 +14,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from data.config_files import StrictConfig, VersionText, read_yaml_mapping, validate_mapping
+from data.locations import CONFIGS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TAXONOMY_PATH = REPO_ROOT / "configs" / "taxonomy.yaml"
+DEFAULT_TAXONOMY_PATH = CONFIGS_DIR / "taxonomy.yaml"
 
 # Label and field ids become Python identifiers, Label Studio names and JSON keys: keep them plain.
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.jsonl import LineError, read_posts
+from data.locations import VAR_DIR
 from data.pii import redact
 from data.schema import Post, PostValidator
-from data.taxonomy import REPO_ROOT, Taxonomy
+from data.taxonomy import Taxonomy
 from labeling.client import LabelingError, LabelStudioClient
 from labeling.importer import ImportReport, existing_tasks, import_posts
 from labeling.preannotate import attach_predictions, check_predictor
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 UNCERTAINTY_MEASURES = ("entropy", "margin")
 AGGREGATIONS = ("mean", "max")
 DIVERSITY_METHODS = ("mmr", "none")
-DEFAULT_SELECTIONS_DIR = REPO_ROOT / "var" / "active-learning"
+DEFAULT_SELECTIONS_DIR = VAR_DIR / "active-learning"
 
 
 class SelectionConfigError(LabelingError):

@@ -25,15 +25,16 @@ from typing import Any
 
 from data.dataset import BuildConfig, BuildResult, build_dataset
 from data.jsonl import write_posts
+from data.locations import BUILD_DIR, VAR_DIR
 from data.schema import Post, PostValidationError, PostValidator, check_labels
-from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT, Taxonomy, load_taxonomy
+from data.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy, load_taxonomy
 from labeling.agreement import agreement_by_field
 from labeling.client import LabelingError, LabelStudioClient
 from labeling.config import result_to_labels
 from labeling.resolution import STRATEGIES, resolve
 
-DEFAULT_EXPORTS_DIR = REPO_ROOT / "var" / "label-studio-exports"
-DEFAULT_OUTPUT_DIR = REPO_ROOT / "build" / "labeled-dataset"
+DEFAULT_EXPORTS_DIR = VAR_DIR / "label-studio-exports"
+DEFAULT_OUTPUT_DIR = BUILD_DIR / "labeled-dataset"
 _PULL_PREFIX = "pull-"
 
 

@@ -20,15 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.taxonomy import REPO_ROOT
+from data.locations import PROJECT_DIR, SCRIPTS_DIR, VAR_DIR
 from labeling.client import LabelingError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-DEFAULT_VENV = REPO_ROOT / ".venv-labelstudio"
+DEFAULT_VENV = PROJECT_DIR / ".venv-labelstudio"
 # The SQLite database with every annotation lives here: it is state, not a build output.
-DEFAULT_DATA_DIR = REPO_ROOT / "var" / "label-studio"
-INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-labelstudio.sh"
+DEFAULT_DATA_DIR = VAR_DIR / "label-studio"
+INSTALL_SCRIPT = SCRIPTS_DIR / "install-labelstudio.sh"
 
 CREDENTIAL_VARIABLES = ("LABEL_STUDIO_USERNAME", "LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN")
 POSTGRES_VARIABLES = ("POSTGRE_NAME", "POSTGRE_USER", "POSTGRE_PASSWORD", "POSTGRE_HOST", "POSTGRE_PORT")
@@ -193,7 +193,7 @@ def start_server(config: ServerConfig, environment: Mapping[str, str] | None = N
     env = server_environment(config, os.environ if environment is None else environment)
     if not config.executable.exists():
         raise LabelStudioServerError(
-            f"Label Studio is not installed at {config.executable}: run `bash {INSTALL_SCRIPT.relative_to(REPO_ROOT)}`"
+            f"Label Studio is not installed at {config.executable}: run `bash {INSTALL_SCRIPT}`"
         )
     check_port_free(config.port)
     data_dir = Path(env["LABEL_STUDIO_BASE_DATA_DIR"])

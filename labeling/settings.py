@@ -7,9 +7,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from data.config_files import read_yaml_mapping, validate_mapping
-from data.taxonomy import REPO_ROOT
+from data.locations import CONFIGS_DIR
 
-DEFAULT_LABELING_CONFIG_PATH = REPO_ROOT / "configs" / "labeling.yaml"
+DEFAULT_LABELING_CONFIG_PATH = CONFIGS_DIR / "labeling.yaml"
 
 
 class LabelingSettingsError(ValueError):

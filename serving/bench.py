@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import psutil
 
-from data.taxonomy import REPO_ROOT
+from data.locations import PROJECT_DIR
 from serving.local_server import LocalServer
 from training.errors import ModelLoadError
 from training.inference.compute_cost import model_flops, model_shape
@@ -157,7 +157,7 @@ class BenchResult:
 
 def load_texts(pattern: str, limit: int = 2000) -> list[str]:
     """Post texts from JSONL files (a glob, relative to the repository unless absolute)."""
-    paths = sorted(glob.glob(pattern if os.path.isabs(pattern) else str(REPO_ROOT / pattern)))
+    paths = sorted(glob.glob(pattern if os.path.isabs(pattern) else str(PROJECT_DIR / pattern)))
     texts: list[str] = []
     for path in paths:
         with open(path, encoding="utf-8") as handle:

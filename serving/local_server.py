@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from data.taxonomy import REPO_ROOT
+from data.locations import PROJECT_DIR
 
 SERVICE = "serving.service:Router"
 
@@ -40,7 +40,7 @@ class ServerProcess(subprocess.Popen):
 
 def spawn_server(host: str, port: int, env: dict[str, str], **popen_options) -> ServerProcess:
     server_id = secrets.token_hex(8)
-    process = ServerProcess(bentoml_command(host, port), cwd=REPO_ROOT, env={**env, SERVER_ID_VARIABLE: server_id},
+    process = ServerProcess(bentoml_command(host, port), cwd=PROJECT_DIR, env={**env, SERVER_ID_VARIABLE: server_id},
                             **popen_options)
     process.server_id = server_id
     return process

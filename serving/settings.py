@@ -28,15 +28,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator
 
 from data.errors import describe_validation_error
+from data.locations import BUILD_DIR
 from data.schema import DEFAULT_MAX_TEXT_CHARS
-from data.taxonomy import DEFAULT_TAXONOMY_PATH, REPO_ROOT
+from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from serving.routing_config import DEFAULT_ROUTING_PATH
 from training.inference.runtimes import RUNTIMES
 from training.machine import available_cores
 
 DEFAULT_MODEL = "models:/smista-classifier@champion"
 Runtime = Literal[RUNTIMES]
-DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'build' / 'serving' / 'smista.db'}"
+DEFAULT_DATABASE_URL = f"sqlite:///{BUILD_DIR / 'serving' / 'smista.db'}"
 _FIELD_TO_VARIABLE = {
     "model": "SMISTA_MODEL",
     "runtime": "SMISTA_RUNTIME",

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import make_post
 
-from data.taxonomy import REPO_ROOT, Taxonomy, load_taxonomy
+from data.taxonomy import Taxonomy, load_taxonomy
 from labeling.active_learning import SelectionConfig, run_selection
 from labeling.client import LabelStudioAuthError, LabelStudioClient, LabelStudioUnavailableError, ServerAddress
 from labeling.config import build_label_config, labels_to_result
@@ -27,6 +27,7 @@ from labeling.importer import import_file
 from labeling.preannotate import preannotate
 from labeling.project import OrphanedAnnotationsError, ensure_project
 from labeling.server import INSTALL_SCRIPT, ServerConfig, find_free_port, start_server
+from tests.training_helpers import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -18,9 +18,10 @@ from pydantic import Field, field_validator, model_validator
 
 from data.config_files import StrictConfig, VersionText, read_yaml_mapping, validate_mapping
 from data.pii import PII_KINDS
-from data.taxonomy import REPO_ROOT, Taxonomy
+from data.locations import CONFIGS_DIR
+from data.taxonomy import Taxonomy
 
-DEFAULT_ROUTING_PATH = REPO_ROOT / "configs" / "routing.yaml"
+DEFAULT_ROUTING_PATH = CONFIGS_DIR / "routing.yaml"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 AUTO_REPLY_PLACEHOLDERS = frozenset({"team", "hours", "reopens_at", "deadline"})

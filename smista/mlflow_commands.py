@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from data.taxonomy import REPO_ROOT
+from data.locations import PROJECT_DIR
 
-SERVER_SCRIPT = REPO_ROOT / "mlflow" / "server.sh"
+SERVER_SCRIPT = PROJECT_DIR / "mlflow" / "server.sh"
 
 
 def cmd_server(args: argparse.Namespace) -> int:

@@ -29,6 +29,10 @@ ClassWeighting = Literal["none", "balanced", "sqrt"]
 
 
 
+# Tokens per post read by a transformer when nothing says otherwise; longer posts are truncated.
+# A saved model keeps its own value in config.json (`max_input_tokens`, training/inference/model_dir.py).
+DEFAULT_MAX_LENGTH = 128
+
 class DataSettings(StrictConfig):
     dataset_dir: str = Field(
         default="build/dataset",
@@ -158,7 +162,7 @@ class TransformerSettings(StrictConfig):
         description="How the post vector is made from token vectors: mean (what sentence-transformers "
         "models are trained for) or cls (the first token, BERT-style).",
     )
-    max_length: int = Field(default=128, ge=8, le=8192, description="Longest input in tokens; longer posts are truncated.")
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, ge=8, le=8192, description="Longest input in tokens; longer posts are truncated.")
     classifier_dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout on the post vector before the heads.")
     class_weighting: dict[str, ClassWeighting] = Field(
         default_factory=dict,

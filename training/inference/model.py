@@ -25,6 +25,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 from data.taxonomy import Taxonomy
 from training.inference.model_dir import MODEL_TYPE
+from training.recipe import DEFAULT_MAX_LENGTH
 
 # Cap for class weights: a class seen once in 900 posts would otherwise get a weight in the
 # hundreds and its few examples would dominate every batch they appear in.
@@ -97,7 +98,7 @@ class SmistaConfig(PreTrainedConfig):
         class_weights: dict[str, list[float]] | None = None,
         head_loss_weights: dict[str, float] | None = None,
         taxonomy_version: str | None = None,
-        max_input_tokens: int = 128,
+        max_input_tokens: int = DEFAULT_MAX_LENGTH,
         **kwargs,
     ):
         # heads: field -> {"labels": [ids], "multi_label": bool, "thresholds": {id: float} (multi only)}

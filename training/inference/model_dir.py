@@ -6,10 +6,16 @@ import json
 from pathlib import Path
 
 from training.errors import ModelLoadError
+from training.recipe import DEFAULT_MAX_LENGTH
 
 CONFIG_FILE = "config.json"
 MODEL_TYPE = "smista_multihead"  # SmistaConfig.model_type
-DEFAULT_MAX_LENGTH = 128  # tokens per post when a recipe or config says nothing
+
+
+def max_length_of(config_data: dict) -> int:
+    """The tokens per post a saved model reads. The recipe's `max_length` is saved as
+    `max_input_tokens`: transformers reserves `max_length` on a config for text generation."""
+    return int(config_data.get("max_input_tokens", DEFAULT_MAX_LENGTH))
 
 
 def read_transformer_config(model_dir: Path) -> dict:

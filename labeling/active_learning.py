@@ -67,6 +67,9 @@ class SelectionConfig:
         default=0.9, metadata={"help": "Cosine similarity at which a candidate counts as a near-duplicate."}
     )
 
+    def __post_init__(self) -> None:
+        self.check()  # a config is valid from the moment it exists: no caller has to remember to check it
+
     def check(self) -> None:
         if self.batch_size < 1:
             raise SelectionConfigError(f"batch_size must be at least 1, got {self.batch_size}")
@@ -127,7 +130,6 @@ class Pick:
 
 def select_diverse(texts: Sequence[str], uncertainties: Sequence[float], config: SelectionConfig) -> tuple[list[Pick], int]:
     """Pick up to batch_size posts; returns the picks in rank order and the near-duplicates skipped."""
-    config.check()
     order = sorted(range(len(texts)), key=lambda i: (-uncertainties[i], i))
     if config.diversity == "none":
         return [Pick(i, rank, uncertainties[i], 0.0) for rank, i in enumerate(order[: config.batch_size], start=1)], 0
@@ -191,7 +193,6 @@ def run_selection(
 ) -> SelectionResult:
     """Score the pool, pick a diverse uncertain batch, import it in rank order with the model's
     predictions attached, and record the selection."""
-    config.check()
     taxonomy = validator.taxonomy
     check_predictor(predictor, taxonomy)
     read = read_posts(pool_path, validator, on_error="skip")

@@ -64,6 +64,9 @@ class ExportConfig:
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of posts in the validation split."})
     seed: int = field(default=13, metadata={"help": "Seed of the split shuffle."})
 
+    def __post_init__(self) -> None:
+        self.check()  # a config is valid from the moment it exists: no caller has to remember to check it
+
     def check(self) -> None:
         if self.resolution not in STRATEGIES:
             raise ExportError(f"resolution must be one of {', '.join(STRATEGIES)}, got {self.resolution!r}")
@@ -221,7 +224,6 @@ def annotation_labels(task: dict[str, Any], taxonomy: Taxonomy) -> tuple[dict[An
 
 def rebuild(project_id: int, config: ExportConfig) -> ExportReport:
     """Rebuild the data set from the raw pulls; see the module docstring."""
-    config.check()
     taxonomy = load_taxonomy(config.taxonomy)
     validator = PostValidator(taxonomy)
     tasks, pulls_used = latest_tasks(project_exports_dir(config.exports_dir, project_id))

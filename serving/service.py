@@ -70,7 +70,8 @@ from serving.store import PredictionStore, StoreUnavailable
 
 # Adaptive batching of the Classifier. A batch of 64 posts takes about 0.8 s on 2 CPU cores;
 # the latency budget must cover the queueing of several such batches, or BentoML sheds load with
-# 503 "process is overloaded" (STACK_NOTES: 100 ms failed 87% of requests at 8 clients).
+# 503 "process is overloaded" (100 ms failed 87% of requests at 8 clients: docs/BENCHMARKS.md,
+# section "The batching latency budget").
 # tests/test_serving_integration.py and `smista serve bench` exercise it under concurrency.
 MAX_BATCH_SIZE = 64
 MAX_LATENCY_MS = 10_000
@@ -181,8 +182,9 @@ class ClassifierCalls:
     Why not always the batching one: BentoML's dispatcher holds a lone request back for about the
     mean queueing time of its last 50 batches, hoping for company. After a burst that mean is the
     burst's queueing time, so single posts at light load waited 0.26-0.61 s each for about 50
-    requests (the bench's "right after load" phase; 22 ms at p50 with this, docs/BENCHMARKS.md). A
-    call that finds nothing in flight gains nothing from waiting."""
+    requests (the bench's "right after load" phase; 22 ms at p50 with this: docs/BENCHMARKS.md,
+    section "Skipping the batching queue when the Classifier is idle"). A call that finds nothing in
+    flight gains nothing from waiting."""
 
     def __init__(self, on_call: Callable[[str], None] | None = None) -> None:
         self.in_flight = 0

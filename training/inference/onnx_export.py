@@ -12,15 +12,14 @@ accepts them; the predictor feeds zeros, as the torch path's default does), both
 ([batch, labels]: softmax for single-label heads, sigmoid for multi-label ones), so the runtime
 needs no post-processing beyond what `HeadSpec.decide` already does.
 
-**Why `torch.onnx.export` and not optimum.** optimum 2.x no longer carries the ONNX exporter: it
-lives in `optimum-onnx`, and every release of that (0.0.1 to 0.1.0, checked on 2026-11-22 with
-`pip install --dry-run -c constraints.txt "optimum-onnx[onnxruntime]"`) requires
-`transformers<4.58`, while we pin transformers 5.23.0: pip reports ResolutionImpossible. optimum's
-exporter would also only know registered architectures through an `OnnxConfig`; our
-`smista_multihead` model (shared encoder, five heads, mean pooling) has none and would need a
-custom one anyway. So the graph is made by PyTorch's own maintained exporter,
-`torch.onnx.export(dynamo=True)` (the torch.export-based one, default in torch 2.13; it needs
-`onnxscript`), and quantised with onnxruntime's `quantize_dynamic`. Nothing is written by hand.
+**Why `torch.onnx.export` and not optimum.** optimum's ONNX exporter (now the separate
+`optimum-onnx`) cannot be installed beside the transformers we pin (the resolution check:
+docs/BENCHMARKS.md, section "Why `torch.onnx.export` and not optimum"), and it only knows registered
+architectures through an `OnnxConfig`; our `smista_multihead` model (shared encoder, five heads,
+mean pooling) has none and would need a custom one anyway. So the graph is made by PyTorch's own
+maintained exporter, `torch.onnx.export(dynamo=True)` (the torch.export-based one, default in
+torch 2.13; it needs `onnxscript`), and quantised with onnxruntime's `quantize_dynamic`. Nothing is
+written by hand.
 
 **Staleness.** export.json records the size, mtime and SHA-256 of the source model's config.json
 (heads, thresholds) and weight files, the export format version and the int8 settings. An export is
@@ -87,55 +86,23 @@ class OnnxExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class QuantizationSettings:
-    """Arguments of onnxruntime's `quantize_dynamic`, chosen by measurement on this project's CPU
-    (2-core AMD EPYC, cpuinfo family 25 = Zen 3: AVX2 + FMA, no AVX-512, no VNNI) with the default
-    MiniLM (build/runs/minilm-20261122-175021), 2026-11-22, while another process used 0.5-1.5
-    cores (load average about 2). Agreement = share of posts whose label(s) equal torch's, per
-    head, on the validation split (153 posts the model was not trained on; the split choices are
-    made on) and on train + validation (1,219 posts, where the model is more confident, so flips
-    are rarer); F1 delta = mean over heads of the validation macro-F1 change; speed = posts/s at
-    chunks of 1 / 8 / 32 posts, 2 threads, 300 posts, best of 5 interleaved rounds (fp32 ONNX for
-    scale: 78 / 89 / 82). Activations are always u8 in dynamic mode.
+    """Arguments of onnxruntime's `quantize_dynamic`, chosen on this project's 2-core AVX2 CPU (no
+    VNNI) by agreement with the torch model's labels at equal speed: every s8 variant ran as fast.
+    Activations are always u8 in dynamic mode.
 
-    | variant                                | MB   | agree val mean / min | agree train+val mean / min | F1 delta | posts/s 1 / 8 / 32 |
-    |----------------------------------------|------|----------------------|----------------------------|----------|--------------------|
-    | MatMul, s8 weights                     | 56.4 | 0.920 / 0.895        | 0.984 / 0.971              | -0.005   | 118 / 133 / 122    |
-    | MatMul, s8, per-channel (chosen)       | 56.5 | 0.954 / 0.941        | 0.993 / 0.981              | -0.011   | 119 / 133 / 121    |
-    | MatMul, s8, reduce-range               | 56.4 | 0.860 / 0.810        | 0.964 / 0.924              | -0.026   | 118 / 133 / 122    |
-    | MatMul, s8, per-channel + reduce-range | 56.5 | 0.953 / 0.928        | 0.990 / 0.984              | -0.019   | 116 / 133 / 122    |
-    | MatMul, u8 weights                     | 56.4 | 0.932 / 0.908        | 0.987 / 0.969              | -0.027   | 103 / 113 / 105    |
-    | MatMul, u8, per-channel                | 56.5 | 0.948 / 0.928        | 0.992 / 0.985              | -0.010   | 101 / 114 / 102    |
-    | MatMul + Gather, s8, per-channel       | 22.4 | 0.952 / 0.941        | 0.991 / 0.983              | -0.014   | 117 / 135 / 122    |
-    | also activation x activation MatMuls   | 56.5 | 0.950 / 0.935        | 0.989 / 0.978              | -0.006   | 115 / 132 / 122    |
+    - op_types ("MatMul",) with `MatMulConstBOnly` (dynamic mode's default): the encoder's Linear
+      MatMuls; products of two activations stay fp32 (quantising them gained nothing). `Gather`
+      (the embedding table) would only shrink the file. The heads are `Gemm` nodes, left fp32.
+    - weight_type "QInt8" (u8 activations x s8 weights): ORT's AVX2 U8S8 kernel, faster than u8
+      weights. per_channel True: the best agreement. reduce_range False: 7-bit weights, the remedy
+      for saturation on non-VNNI CPUs, cost agreement here for no speed.
+    - keep_fp32: the MatMuls where int8 moves the probabilities most (the first two layers'
+      feed-forward output projections) stay fp32, for a few percent of speed. A name that matches
+      no MatMul of the graph (an encoder with other module names) keeps nothing in fp32; the
+      manifest lists what was kept.
 
-    So:
-    - op_types ("MatMul",) with `MatMulConstBOnly` (dynamic mode's default): the encoder's 36
-      Linear MatMuls; the attention-score products of two activations stay fp32 (quantising them
-      too gained nothing and agreed less). `Gather` (the word-embedding table, in
-      `quantize_dynamic`'s defaults) makes the file 2.5x smaller but agreed no better, for no
-      speed. The heads are `Gemm` nodes, which dynamic quantisation leaves fp32.
-    - weight_type "QInt8" (u8 activations x s8 weights, "U8S8"): 15-20% faster than u8 weights
-      at every chunk size (ORT's AVX2 U8S8 kernel, VPMADDUBSW), at least as good in agreement.
-    - per_channel True: one scale per output column instead of one per matrix: the best agreement
-      on both sets at the same speed (the F1 deltas, from 153 posts, are within noise of each other).
-    - reduce_range False: 7-bit weights are the documented remedy for VPMADDUBSW saturation on
-      non-VNNI CPUs; here they cost agreement, alone (0.860) and with per-channel (0.953, min
-      0.928), for no speed, so saturation is not what limits this model.
-    Speed is the same for every s8 variant: the choice is made on agreement.
-
-    keep_fp32 (measured later the same day, about 22:30 UTC, on a busier host, with the
-    eager-attention export of the same model, 420 posts: the 153 validation posts and every fourth
-    training post; never the test split). Leaving out one MatMul at a time from quantisation showed
-    where int8 hurts most, as the drop of the mean largest probability change against fp32 (0.0164
-    with every MatMul quantised): the feed-forward output projections of the first two layers
-    (`layer.0.output.dense` 0.0023, `layer.1.output.dense` 0.0016); then
-    `layer.1.intermediate.dense` 0.0012 and every other MatMul 0.0010 or less. Keeping the first two
-    in fp32 cut the posts whose decision differs from fp32 from 1.81% to 1.38% per head and the mean
-    largest probability change to 0.0121 (-26%), at 98.7 vs 100.3 posts/s on batches of 64 (99.1 vs
-    103.7 in a second, interleaved measurement: 2-4% slower); keeping five (also
-    `layer.1..3.intermediate.dense`) cut it to 1.14% but cost 18% of the speed. A name that matches
-    no MatMul of the graph (an encoder with other module names) keeps nothing in fp32; the manifest
-    lists what was kept.
+    Measurements: docs/BENCHMARKS.md, sections "Choosing the int8 settings (`QuantizationSettings`)"
+    and "Which MatMuls stay fp32 (`QuantizationSettings.keep_fp32`)".
     """
 
     op_types: tuple[str, ...] = ("MatMul",)
@@ -310,7 +277,8 @@ def export_fp32(model_dir: Path, output_path: Path) -> tuple[list[str], list[str
     # Eager attention, not SDPA, in the graph: the exporter writes SDPA's masking as Where + IsNaN
     # over every attention-score tensor, 12% of the int8 graph's time; eager attention adds the
     # mask instead. Same probabilities (1e-6); both ONNX variants 9% faster on batches of 64
-    # (docs/BENCHMARKS.md, "Eager attention in the exported graph").
+    # (docs/BENCHMARKS.md, section "Serving runtimes: eager attention in the export, two int8 layers
+    # kept fp32").
     model.set_attn_implementation("eager")
     wrapper, input_names = _wrapper(model)
     output_names = [PROBABILITY_PREFIX + name for name in model.config.field_names]

@@ -432,110 +432,159 @@ class RoutingConfig(StrictConfig):
 
 
 def check_against_taxonomy(config: RoutingConfig, taxonomy: Taxonomy) -> list[str]:
-    """Every problem where the config names a label, head, channel or team that does not exist."""
-    problems: list[str] = []
-    teams = set(config.teams)
+    """Every problem where the config names a label, head, channel or team that does not exist.
 
-    def labels_of(field_name: str) -> list[str]:
-        return taxonomy.fields[field_name].label_ids if field_name in taxonomy.fields else []
+    First the fields the rules engine reads by name (without them nothing else can be checked), then
+    each part of the config in turn: intent owners, business rules and escalations, SLA targets,
+    private-reply intents, confidence thresholds, crisis, contact history and suggested replies."""
+    problems = _required_field_problems(taxonomy)
+    if problems:
+        return problems
+    check = _NameCheck(config, taxonomy)
+    _check_intent_owners(config, check)
+    _check_rules(config, check)
+    _check_sla(config, check)
+    check.labels("reply.private_for_intents", "intent", config.reply.private_for_intents)
+    _check_confidence(config, check)
+    _check_crisis(config, check)
+    _check_contact_history(config, check)
+    _check_suggested_replies(config, check)
+    return check.problems
 
-    def check_labels(where: str, field_name: str, ids: list[str]) -> None:
-        if field_name not in taxonomy.fields:
-            problems.append(f"{where}: unknown field {field_name!r}; taxonomy fields: {', '.join(taxonomy.fields)}")
+
+class _NameCheck:
+    """Collects the problems of `check_against_taxonomy`: labels, fields and channels the taxonomy
+    lacks, teams the config lacks."""
+
+    def __init__(self, config: RoutingConfig, taxonomy: Taxonomy) -> None:
+        self.config = config
+        self.taxonomy = taxonomy
+        self.problems: list[str] = []
+
+    def labels_of(self, field_name: str) -> list[str]:
+        return self.taxonomy.fields[field_name].label_ids if field_name in self.taxonomy.fields else []
+
+    def labels(self, where: str, field_name: str, ids: list[str]) -> None:
+        if field_name not in self.taxonomy.fields:
+            fields = ", ".join(self.taxonomy.fields)
+            self.problems.append(f"{where}: unknown field {field_name!r}; taxonomy fields: {fields}")
             return
-        known = labels_of(field_name)
+        known = self.labels_of(field_name)
         for label in ids:
             if label not in known:
-                problems.append(
-                    f"{where}: unknown {field_name} label {label!r} (taxonomy v{taxonomy.version}); "
+                self.problems.append(
+                    f"{where}: unknown {field_name} label {label!r} (taxonomy v{self.taxonomy.version}); "
                     f"expected one of: {', '.join(known)}"
                 )
 
-    def check_team(where: str, team: str | None) -> None:
-        if team is not None and team not in teams:
-            problems.append(f"{where}: unknown team {team!r}; teams: {', '.join(config.teams)}")
+    def team(self, where: str, team: str | None) -> None:
+        if team is not None and team not in self.config.teams:
+            self.problems.append(f"{where}: unknown team {team!r}; teams: {', '.join(self.config.teams)}")
 
-    def check_channels(where: str, channels: list[str]) -> None:
+    def channels(self, where: str, channels: list[str]) -> None:
         for channel in channels:
-            if channel not in taxonomy.channel_ids:
-                problems.append(f"{where}: unknown channel {channel!r}; expected one of: {', '.join(taxonomy.channel_ids)}")
+            if channel not in self.taxonomy.channel_ids:
+                self.problems.append(
+                    f"{where}: unknown channel {channel!r}; expected one of: {', '.join(self.taxonomy.channel_ids)}"
+                )
 
-    def check_condition(where: str, condition: Condition) -> None:
+    def condition(self, where: str, condition: Condition) -> None:
         for field_name, ids in condition.labels.items():
-            check_labels(f"{where}.when.labels.{field_name}", field_name, ids)
-        check_channels(f"{where}.when.channels", condition.channels or [])
+            self.labels(f"{where}.when.labels.{field_name}", field_name, ids)
+        self.channels(f"{where}.when.channels", condition.channels or [])
 
+
+def _required_field_problems(taxonomy: Taxonomy) -> list[str]:
+    """The taxonomy must have the fields the rules engine reads by name, with their shapes."""
+    problems = []
     for field_name, kind in REQUIRED_FIELDS.items():
         spec = taxonomy.fields.get(field_name)
         if spec is None or spec.kind != kind:
             problems.append(f"taxonomy: the rules need a {kind}-label field {field_name!r}")
     if "priority" in taxonomy.fields and not taxonomy.fields["priority"].ordered:
         problems.append("taxonomy: field 'priority' must be ordered (most urgent first)")
-    if problems:
-        return problems
+    return problems
 
-    intents = labels_of("intent")
+
+def _check_intent_owners(config: RoutingConfig, check: _NameCheck) -> None:
+    """Every owner names a known intent and team, and every intent has an owner (or null)."""
     for intent, team in config.intent_owners.items():
-        check_labels(f"intent_owners.{intent}", "intent", [intent])
-        check_team(f"intent_owners.{intent}", team)
-    missing = [intent for intent in intents if intent not in config.intent_owners]
+        check.labels(f"intent_owners.{intent}", "intent", [intent])
+        check.team(f"intent_owners.{intent}", team)
+    missing = [intent for intent in check.labels_of("intent") if intent not in config.intent_owners]
     if missing:
-        problems.append(f"intent_owners: no owner for intent(s) {missing}; give a team or null (logged only)")
+        check.problems.append(f"intent_owners: no owner for intent(s) {missing}; give a team or null (logged only)")
 
+
+def _check_rules(config: RoutingConfig, check: _NameCheck) -> None:
+    """Business rules and escalations: their conditions, teams and priorities; no name used twice."""
     for index, rule in enumerate(config.business_rules):
         where = f"business_rules[{index}] ({rule.name})"
-        check_condition(where, rule.when)
-        check_team(f"{where}.team", rule.team)
+        check.condition(where, rule.when)
+        check.team(f"{where}.team", rule.team)
         if rule.min_priority is not None:
-            check_labels(f"{where}.min_priority", "priority", [rule.min_priority])
+            check.labels(f"{where}.min_priority", "priority", [rule.min_priority])
     for index, rule in enumerate(config.escalations):
         where = f"escalations[{index}] ({rule.name})"
-        check_condition(where, rule.when)
-        check_labels(f"{where}.max_priority", "priority", [rule.max_priority])
+        check.condition(where, rule.when)
+        check.labels(f"{where}.max_priority", "priority", [rule.max_priority])
     for collection, rules in (("business_rules", config.business_rules), ("escalations", config.escalations)):
         names = [rule.name for rule in rules]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            problems.append(f"{collection}: duplicate rule name(s) {duplicates}")
+            check.problems.append(f"{collection}: duplicate rule name(s) {duplicates}")
 
-    priorities = labels_of("priority")
-    check_labels("sla.targets", "priority", list(config.sla.targets))
-    missing = [priority for priority in priorities if priority not in config.sla.targets]
+
+def _check_sla(config: RoutingConfig, check: _NameCheck) -> None:
+    """A response target for every priority; per-channel targets name known channels and priorities."""
+    check.labels("sla.targets", "priority", list(config.sla.targets))
+    missing = [priority for priority in check.labels_of("priority") if priority not in config.sla.targets]
     if missing:
-        problems.append(f"sla.targets: no target for priority(ies) {missing}")
-    check_labels("sla.resolution_targets", "priority", list(config.sla.resolution_targets))
-    check_channels("sla.channel_targets", list(config.sla.channel_targets))
+        check.problems.append(f"sla.targets: no target for priority(ies) {missing}")
+    check.labels("sla.resolution_targets", "priority", list(config.sla.resolution_targets))
+    check.channels("sla.channel_targets", list(config.sla.channel_targets))
     for channel, targets in config.sla.channel_targets.items():
-        check_labels(f"sla.channel_targets.{channel}", "priority", list(targets))
+        check.labels(f"sla.channel_targets.{channel}", "priority", list(targets))
 
-    check_labels("reply.private_for_intents", "intent", config.reply.private_for_intents)
 
-    check_team("confidence.triage_queue", config.confidence.triage_queue)
+def _check_confidence(config: RoutingConfig, check: _NameCheck) -> None:
+    """A known triage team, and thresholds for exactly the taxonomy's heads."""
+    fields = check.taxonomy.fields
+    check.team("confidence.triage_queue", config.confidence.triage_queue)
     for head in config.confidence.thresholds:
-        if head not in taxonomy.fields:
-            problems.append(f"confidence.thresholds.{head}: unknown head; taxonomy fields: {', '.join(taxonomy.fields)}")
-    missing = [head for head in taxonomy.fields if head not in config.confidence.thresholds]
+        if head not in fields:
+            check.problems.append(f"confidence.thresholds.{head}: unknown head; taxonomy fields: {', '.join(fields)}")
+    missing = [head for head in fields if head not in config.confidence.thresholds]
     if missing:
-        problems.append(f"confidence.thresholds: no thresholds for head(s) {missing}")
+        check.problems.append(f"confidence.thresholds: no thresholds for head(s) {missing}")
 
-    check_team("crisis.team", config.crisis.team)
-    check_labels("crisis.priority", "priority", [config.crisis.priority])
-    check_labels("crisis.negative_sentiments", "sentiment", config.crisis.negative_sentiments)
-    check_labels("crisis.excluded_intents", "intent", config.crisis.excluded_intents)
+
+def _check_crisis(config: RoutingConfig, check: _NameCheck) -> None:
+    check.team("crisis.team", config.crisis.team)
+    check.labels("crisis.priority", "priority", [config.crisis.priority])
+    check.labels("crisis.negative_sentiments", "sentiment", config.crisis.negative_sentiments)
+    check.labels("crisis.excluded_intents", "intent", config.crisis.excluded_intents)
+
+
+def _check_contact_history(config: RoutingConfig, check: _NameCheck) -> None:
     if config.contact_history is not None:
-        check_labels("contact_history.problem_intents", "intent", config.contact_history.problem_intents)
-        check_labels("contact_history.max_priority", "priority", [config.contact_history.max_priority])
-    if config.suggested_replies is not None:
-        replies = config.suggested_replies
-        check_channels("suggested_replies.greeting_by_channel", list(replies.greeting_by_channel))
-        check_labels("suggested_replies.intents", "intent", list(replies.intents))
-        missing = [intent for intent in intents if intent not in replies.intents]
-        if missing:
-            problems.append(f"suggested_replies.intents: no entry for intent(s) {missing}; give templates or null")
-        for intent, templates in replies.intents.items():
-            sentiments = [key for key in templates or {} if key != "default"]
-            check_labels(f"suggested_replies.intents.{intent}", "sentiment", sentiments)
-    return problems
+        check.labels("contact_history.problem_intents", "intent", config.contact_history.problem_intents)
+        check.labels("contact_history.max_priority", "priority", [config.contact_history.max_priority])
+
+
+def _check_suggested_replies(config: RoutingConfig, check: _NameCheck) -> None:
+    """Known channels and intents, an entry (templates or null) for every intent, known sentiments."""
+    replies = config.suggested_replies
+    if replies is None:
+        return
+    check.channels("suggested_replies.greeting_by_channel", list(replies.greeting_by_channel))
+    check.labels("suggested_replies.intents", "intent", list(replies.intents))
+    missing = [intent for intent in check.labels_of("intent") if intent not in replies.intents]
+    if missing:
+        check.problems.append(f"suggested_replies.intents: no entry for intent(s) {missing}; give templates or null")
+    for intent, templates in replies.intents.items():
+        sentiments = [key for key in templates or {} if key != "default"]
+        check.labels(f"suggested_replies.intents.{intent}", "sentiment", sentiments)
 
 
 def load_routing_config(path: str | Path, taxonomy: Taxonomy) -> RoutingConfig:

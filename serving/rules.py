@@ -94,34 +94,83 @@ def route_post(
     """Decide queue, priority, deadline, tier and reply channel for one post, with the reasons.
     `pii_kinds`: `private_data_kinds(post.text, rules)` when the caller found them already (an
     archive job finds them in its workers, beside the model). `history`: the author's earlier
-    contacts (the pipeline reads them from the store)."""
+    contacts (the pipeline reads them from the store).
+
+    The steps of the module docstring, in order; each appends its reasons to `reasons`."""
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware: service hours and deadlines depend on it")
     _check_heads(predictions, rules)
-    config = rules.config
     labels = {head: _label_value(prediction, rules.taxonomy, head) for head, prediction in predictions.items()}
     public = post.is_public(rules.taxonomy)
     reasons: list[Reason] = []
 
-    intent = labels["intent"]
-    team = config.intent_owners[intent]
+    team = _owner_team(labels["intent"], predictions, rules, reasons)
+    priority = _predicted_priority(labels["priority"], predictions, reasons)
+    team, priority = _apply_business_rules(post, public, predictions, rules, team, priority, reasons)
+    if team is not None:
+        priority = _apply_escalations(post, public, predictions, rules, priority, reasons)
+        priority = _escalate_repeat_contact(history, rules, now, priority, reasons)
+    crisis_view = _matching_crisis(predictions, rules, active_crises or {})
+    if crisis_view is not None:
+        team, priority = _route_to_crisis_team(crisis_view, labels, predictions, rules, priority, reasons)
+    tier, queue = _tier_and_queue(labels["intent"], team, predictions, rules, reasons)
+    if pii_kinds is None:
+        pii_kinds = private_data_kinds(post.text, rules)
+    reply_channel = _reply_channel(post, public, pii_kinds, labels["intent"], predictions, rules, reasons)
+    sla_deadline, auto_reply = _deadline_and_auto_reply(post, queue, priority, rules, now, reasons)
+    suggested_reply = _suggested_reply(post, labels, rules, queue, tier, crisis_view is not None,
+                                       public and reply_channel == "private", sla_deadline, now)
+
+    return RouteDecision(
+        action="queue" if queue is not None else "log_only",
+        queue=queue,
+        team=team,
+        priority=priority,
+        sla_deadline=sla_deadline,
+        needs_human=tier != "auto",
+        confidence_tier=tier,
+        reply_channel=reply_channel,
+        out_of_hours=auto_reply is not None,
+        auto_reply=auto_reply,
+        crisis=crisis_view is not None,
+        crisis_id=crisis_view.id if crisis_view is not None else None,
+        pii=pii_kinds,
+        reasons=reasons,
+        suggested_reply=suggested_reply,
+    )
+
+
+def _owner_team(intent: str, predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules,
+                reasons: list[Reason]) -> str | None:
+    """Step 1: the team that owns the intent; None when the intent is logged, not queued."""
+    team = rules.config.intent_owners[intent]
     reasons.append(Reason(
         rule="intent_owner",
         effect=f"intent {intent} is owned by {team}" if team else f"intent {intent} is logged, not queued",
         labels={"intent": intent},
         confidences={"intent": _round(predictions["intent"].confidence)},
     ))
+    return team
 
-    priority = labels["priority"]
+
+def _predicted_priority(priority: str, predictions: Mapping[str, HeadPredictionLike], reasons: list[Reason]) -> str:
+    """The priority the model predicted, where the next steps start from."""
     reasons.append(Reason(
         rule="predicted_priority",
         effect=f"predicted priority {priority}",
         labels={"priority": priority},
         confidences={"priority": _round(predictions["priority"].confidence)},
     ))
+    return priority
 
+
+def _apply_business_rules(post: Post, public: bool, predictions: Mapping[str, HeadPredictionLike],
+                          rules: RoutingRules, team: str | None, priority: str,
+                          reasons: list[Reason]) -> tuple[str | None, str]:
+    """Step 2: the first fired rule that names a team takes the post; every fired rule's priority
+    floor applies. Returns (team, priority)."""
     team_taken_by_rule = False
-    for rule in config.business_rules:
+    for rule in rules.config.business_rules:
         if not _matches(rule.when, post, public, predictions, rules.taxonomy):
             continue
         effects = []
@@ -137,134 +186,146 @@ def route_post(
             priority = raised
         reasons.append(_condition_reason(f"business_rule:{rule.name}", "; ".join(effects) + f": {rule.description}",
                                          rule.when, predictions, rules.taxonomy))
+    return team, priority
 
-    if team is not None:
-        for escalation in config.escalations:
-            if not _matches(escalation.when, post, public, predictions, rules.taxonomy):
-                continue
-            raised = _raise(priority, escalation.raise_levels, escalation.max_priority, rules.priorities)
-            effect = f"priority {priority} -> {raised}" if raised != priority else (
-                f"priority stays {priority} (cap {escalation.max_priority})"
-            )
-            reasons.append(_condition_reason(f"escalation:{escalation.name}", f"{effect}: {escalation.description}",
-                                             escalation.when, predictions, rules.taxonomy))
-            priority = raised
 
-        repeat = _repeat_contact(history, rules, now)
-        if repeat is not None:
-            raised = _raise(priority, repeat.raise_levels, repeat.max_priority, rules.priorities)
-            effect = f"priority {priority} -> {raised}" if raised != priority else (
-                f"priority stays {priority} (cap {repeat.max_priority})"
-            )
-            reasons.append(Reason(
-                rule="repeat_contact",
-                effect=(
-                    f"{effect}: the author writes again while a problem is open (post {history.open_problem_post_id}, "
-                    f"{history.open_problem_intent}, {history.open_problem_at.isoformat()}, at most "
-                    f"{repeat.repeat_window_hours} h ago, not resolved)"
-                ),
-            ))
-            priority = raised
+def _apply_escalations(post: Post, public: bool, predictions: Mapping[str, HeadPredictionLike],
+                       rules: RoutingRules, priority: str, reasons: list[Reason]) -> str:
+    """Step 3: every matching escalation raises the priority, each capped by its max priority."""
+    for escalation in rules.config.escalations:
+        if not _matches(escalation.when, post, public, predictions, rules.taxonomy):
+            continue
+        raised = _raise(priority, escalation.raise_levels, escalation.max_priority, rules.priorities)
+        effect = f"priority {priority} -> {raised}" if raised != priority else (
+            f"priority stays {priority} (cap {escalation.max_priority})"
+        )
+        reasons.append(_condition_reason(f"escalation:{escalation.name}", f"{effect}: {escalation.description}",
+                                         escalation.when, predictions, rules.taxonomy))
+        priority = raised
+    return priority
 
-    crisis_view = _matching_crisis(predictions, rules, active_crises or {})
-    if crisis_view is not None:
-        team = config.crisis.team
-        priority = _more_urgent(priority, config.crisis.priority, rules.priorities)
-        reasons.append(Reason(
-            rule="crisis",
-            effect=(
-                f"intent {intent} is in social crisis #{crisis_view.id} since {crisis_view.started_at.isoformat()} "
-                f"({crisis_view.window_count} authors of negative posts in the window, baseline "
-                f"{crisis_view.baseline_per_hour:.1f}/h): team {team}, priority {priority}"
-            ),
-            labels={"intent": intent, "sentiment": labels["sentiment"]},
-            confidences={"intent": _round(predictions["intent"].confidence),
-                         "sentiment": _round(predictions["sentiment"].confidence)},
-        ))
 
+def _escalate_repeat_contact(history: ContactHistory | None, rules: RoutingRules, now: datetime, priority: str,
+                             reasons: list[Reason]) -> str:
+    """Step 3, last: a repeat contact on an open problem raises the priority, up to its cap."""
+    repeat = _repeat_contact(history, rules, now)
+    if repeat is None:
+        return priority
+    raised = _raise(priority, repeat.raise_levels, repeat.max_priority, rules.priorities)
+    effect = f"priority {priority} -> {raised}" if raised != priority else (
+        f"priority stays {priority} (cap {repeat.max_priority})"
+    )
+    reasons.append(Reason(
+        rule="repeat_contact",
+        effect=(
+            f"{effect}: the author writes again while a problem is open (post {history.open_problem_post_id}, "
+            f"{history.open_problem_intent}, {history.open_problem_at.isoformat()}, at most "
+            f"{repeat.repeat_window_hours} h ago, not resolved)"
+        ),
+    ))
+    return raised
+
+
+def _route_to_crisis_team(crisis_view: CrisisView, labels: Mapping[str, str | list[str]],
+                          predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules, priority: str,
+                          reasons: list[Reason]) -> tuple[str, str]:
+    """Step 4: a post of an intent in active crisis goes to the crisis team at (at least) the crisis
+    priority. Returns (team, priority)."""
+    crisis = rules.config.crisis
+    team = crisis.team
+    priority = _more_urgent(priority, crisis.priority, rules.priorities)
+    intent = labels["intent"]
+    reasons.append(Reason(
+        rule="crisis",
+        effect=(
+            f"intent {intent} is in social crisis #{crisis_view.id} since {crisis_view.started_at.isoformat()} "
+            f"({crisis_view.window_count} authors of negative posts in the window, baseline "
+            f"{crisis_view.baseline_per_hour:.1f}/h): team {team}, priority {priority}"
+        ),
+        labels={"intent": intent, "sentiment": labels["sentiment"]},
+        confidences={"intent": _round(predictions["intent"].confidence),
+                     "sentiment": _round(predictions["sentiment"].confidence)},
+    ))
+    return team, priority
+
+
+def _tier_and_queue(intent: str, team: str | None, predictions: Mapping[str, HeadPredictionLike],
+                    rules: RoutingRules, reasons: list[Reason]) -> tuple[ConfidenceTier, str | None]:
+    """Step 5: the confidence tier, and the queue it sends the post to: the team's, the triage queue
+    (human_triage, or an unqueued intent below auto), or None (logged only)."""
     tier, tier_reason = _confidence_tier(predictions, rules)
     reasons.append(tier_reason)
-    queue = team
+    triage_queue = rules.config.confidence.triage_queue
     if tier == "human_triage":
-        queue = config.confidence.triage_queue
-    elif team is None and tier != "auto":
-        queue = config.confidence.triage_queue
+        return tier, triage_queue
+    if team is None and tier != "auto":
         reasons.append(Reason(
             rule="unqueued_needs_confidence",
             effect=f"intent {intent} would be logged only, but confidence is below auto: a person checks before it is dropped",
             labels={"intent": intent},
             confidences={"intent": _round(predictions["intent"].confidence)},
         ))
+        return tier, triage_queue
+    return tier, team
 
-    if pii_kinds is None:
-        pii_kinds = private_data_kinds(post.text, rules)
-    reply_channel = "public" if public else "private"
+
+def _reply_channel(post: Post, public: bool, pii_kinds: list[str], intent: str,
+                   predictions: Mapping[str, HeadPredictionLike], rules: RoutingRules,
+                   reasons: list[Reason]) -> str:
+    """Step 6: "private" when the post is private, carries personal data, or its intent needs account
+    data; else "public"."""
     if not public:
         reasons.append(Reason(rule="private_post", effect=f"the post came privately on {post.channel}: reply privately"))
-    elif pii_kinds:
-        reply_channel = "private"
+        return "private"
+    if pii_kinds:
         reasons.append(Reason(
             rule="pii_private_reply",
             effect=f"personal data in a public post ({', '.join(pii_kinds)}): move the reply to a private channel",
         ))
-    elif intent in config.reply.private_for_intents:
-        reply_channel = "private"
+        return "private"
+    if intent in rules.config.reply.private_for_intents:
         reasons.append(Reason(
             rule="private_intent",
             effect=f"intent {intent} needs account data: move the reply to a private channel",
             labels={"intent": intent},
             confidences={"intent": _round(predictions["intent"].confidence)},
         ))
+        return "private"
+    return "public"
 
-    sla_deadline = None
-    out_of_hours = False
-    auto_reply = None
-    if queue is not None:
-        hours = rules.team_hours[queue]
-        target = config.sla.channel_targets.get(post.channel, {}).get(priority, config.sla.targets[priority])
-        start = post.created_at if post.created_at is not None and post.created_at <= now else now
-        sla_deadline = hours.add_service_time(start, target)
-        reasons.append(Reason(
-            rule="sla",
-            effect=(
-                f"{priority} on {post.channel}: first response within {_format_duration(target)} of {queue} service time "
-                f"from {start.isoformat()}"
-            ),
-        ))
-        if not hours.is_open(now):
-            out_of_hours = True
-            reopens_at = hours.next_opening(now)
-            auto_reply = config.out_of_hours.auto_reply.format(
-                team=hours.display_name,
-                hours=hours.describe(),
-                reopens_at=format_italian_moment(reopens_at, now),
-                deadline=format_italian_moment(sla_deadline, now),
-            )
-            reasons.append(Reason(
-                rule="out_of_hours",
-                effect=f"{queue} is closed now; it reopens {reopens_at.isoformat()}: send the auto-reply with the hours",
-            ))
 
-    suggested_reply = _suggested_reply(post, labels, rules, queue, tier, crisis_view is not None,
-                                       public and reply_channel == "private", sla_deadline, now)
-
-    return RouteDecision(
-        action="queue" if queue is not None else "log_only",
-        queue=queue,
-        team=team,
-        priority=priority,
-        sla_deadline=sla_deadline,
-        needs_human=tier != "auto",
-        confidence_tier=tier,
-        reply_channel=reply_channel,
-        out_of_hours=out_of_hours,
-        auto_reply=auto_reply,
-        crisis=crisis_view is not None,
-        crisis_id=crisis_view.id if crisis_view is not None else None,
-        pii=pii_kinds,
-        reasons=reasons,
-        suggested_reply=suggested_reply,
+def _deadline_and_auto_reply(post: Post, queue: str | None, priority: str, rules: RoutingRules, now: datetime,
+                             reasons: list[Reason]) -> tuple[datetime | None, str | None]:
+    """Step 7: the SLA deadline in the queue's service time, and the out-of-hours auto-reply when the
+    queue is closed now. (None, None) for a post that is only logged."""
+    if queue is None:
+        return None, None
+    config = rules.config
+    hours = rules.team_hours[queue]
+    target = config.sla.channel_targets.get(post.channel, {}).get(priority, config.sla.targets[priority])
+    start = post.created_at if post.created_at is not None and post.created_at <= now else now
+    sla_deadline = hours.add_service_time(start, target)
+    reasons.append(Reason(
+        rule="sla",
+        effect=(
+            f"{priority} on {post.channel}: first response within {_format_duration(target)} of {queue} service time "
+            f"from {start.isoformat()}"
+        ),
+    ))
+    if hours.is_open(now):
+        return sla_deadline, None
+    reopens_at = hours.next_opening(now)
+    auto_reply = config.out_of_hours.auto_reply.format(
+        team=hours.display_name,
+        hours=hours.describe(),
+        reopens_at=format_italian_moment(reopens_at, now),
+        deadline=format_italian_moment(sla_deadline, now),
     )
+    reasons.append(Reason(
+        rule="out_of_hours",
+        effect=f"{queue} is closed now; it reopens {reopens_at.isoformat()}: send the auto-reply with the hours",
+    ))
+    return sla_deadline, auto_reply
 
 
 def _suggested_reply(post: Post, labels: Mapping[str, str | list[str]], rules: RoutingRules, queue: str | None,

@@ -107,8 +107,10 @@ def leave_process_group() -> None:
 def train_transformer(
     recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str, extra_texts: Sequence[str] = ()
 ) -> RunResult | None:
-
-
+    """The transformer steps of `train`, in the module docstring's order: seed, data set, tokenizer
+    and encoder, optional domain adaptation, multi-head model, the stock `Trainer`; then, on the main
+    process only, thresholds tuned on validation, save, evaluation, MLflow logging and registration.
+    Returns None on DDP processes other than the main one."""
     settings = recipe.transformer
     set_seed(recipe.seed)
     args = training_arguments(recipe, taxonomy)  # also sets up DDP when launched by torchrun
@@ -125,102 +127,154 @@ def train_transformer(
         if is_main:
             log_training_data(data.data_hash, data.taxonomy.version, data.manifest)
         with args.main_process_first(desc="tokenizer"):
-            if settings.base_model is not None:
-                encoder, tokenizer = load_pretrained_encoder(settings.base_model)
-                if settings.extend_vocabulary:
-                    added = extend_vocabulary(encoder, tokenizer, data.texts("train"), settings.extend_vocabulary)
-                    if is_main:
-                        print(f"Vocabulary: added {len(added)} words of the training texts, e.g. {', '.join(added[:8])}", flush=True)
-            else:
-                encoder, tokenizer = scratch_encoder_shared(settings, data, run_dir)
-            if settings.text_prefix:
-                add_text_prefix(tokenizer, settings.text_prefix)
+            encoder, tokenizer = encoder_and_tokenizer(settings, data, run_dir, is_main)
         if settings.domain_adaptation is not None:
             # After extend_vocabulary, so the new words are learned; outside main_process_first,
             # because every process trains together.
             adapt_to_domain(encoder, tokenizer, recipe, data, extra_texts, run_dir, is_main)
-
-        def encode(batch: dict) -> dict:
-            encoded = tokenizer(batch["text"], truncation=True, max_length=settings.max_length)
-            for name, spec in taxonomy.fields.items():
-                # Partial labels: unlabelled (null / -1 in the data set) becomes IGNORE_LABEL.
-                if spec.is_multi_label:
-                    encoded[label_column(name)] = [
-                        [IGNORE_LABEL] * len(spec.label_ids) if ids is None else multi_hot(ids, len(spec.label_ids))
-                        for ids in batch[name]
-                    ]
-                else:
-                    encoded[label_column(name)] = [IGNORE_LABEL if label < 0 else label for label in batch[name]]
-            return encoded
-
-        # keep_in_memory: no cache files written into the data set folder (shared by DDP processes).
-        tokenized = data.dataset.map(
-            encode, batched=True, remove_columns=data.dataset["train"].column_names, keep_in_memory=True
-        )
-        weighting = {name: settings.class_weighting.get(name, settings.default_class_weighting) for name in taxonomy.fields}
-        model = model_code.build_model(
-            encoder,
-            taxonomy,
-            data.label_counts("train"),
-            data.labelled_sizes("train"),
-            weighting,
-            settings.head_loss_weights,
-            settings.pooling,
-            settings.classifier_dropout,
-            settings.max_length,
-        )
-        if settings.freeze_word_embeddings:  # on the built model: build_model copies the encoder's weights
-            model.encoder.get_input_embeddings().weight.requires_grad_(False)
-        best_epoch = [KeepBestEpoch(best_epoch_metric(recipe))] if settings.select_best_epoch else []
-        trainer = Trainer(
-            model=model,
-            args=args,
-            train_dataset=tokenized["train"],
-            eval_dataset=tokenized["validation"],
-            processing_class=tokenizer,
-            data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=per_head_macro_f1(model.config),
-            callbacks=[progress.EpochSummary(recipe.primary_head), MlflowLiveMetrics(), *best_epoch],
-            # The Trainer builds the learning-rate schedule around this optimizer as usual.
-            optimizers=(adamw_with_head_learning_rate(model, settings), None),
-        )
-        if is_main:
-            print(
-                f"Training {recipe.name} on {args.world_size} process(es) ({args.device}), "
-                f"{len(tokenized['train'])} posts, batch {settings.per_device_train_batch_size} per process",
-                flush=True,
-            )
-        started = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - started
+        tokenized = tokenize_splits(data, tokenizer, taxonomy, settings.max_length)
+        model = build_multihead_model(encoder, taxonomy, data, settings)
+        trainer, best_epoch = make_trainer(recipe, args, model, tokenizer, tokenized)
+        train_seconds = run_trainer(trainer, recipe, args, len(tokenized["train"]), is_main)
         if not trainer.is_world_process_zero():
             return None
-        print(f"Trained in {train_seconds:.0f} s", flush=True)
-        model = trainer.model  # with select_best_epoch: the best epoch's weights (KeepBestEpoch)
-        if (run_dir / "checkpoints").exists():
-            shutil.rmtree(run_dir / "checkpoints")  # the Trainer's output_dir: left empty, nothing is saved there
-        if best_epoch:
-            print(f"Kept epoch {best_epoch[0].best_epoch:.0f} ({best_epoch[0].metric} {best_epoch[0].best_score:.3f})", flush=True)
-
-        if settings.storage_dtype == "float16":
-            round_to_float16(model)  # before the thresholds: they are tuned on what will be served
-        validation = TransformerBackend(model, tokenizer, settings.max_length).probabilities(
-            data.texts("validation"), settings.per_device_eval_batch_size
-        )
-        set_thresholds(model.config.heads, validation, data.targets("validation"))
-        # Before trimming the vocabulary: the blend is chosen on the probabilities that will be served,
-        # and trimming leaves Latin-script predictions unchanged (tests/test_lean_vocabulary.py).
-        blended = fit_blend(recipe, taxonomy, data, model.config, validation) if settings.blend_tfidf is not None else None
-        if settings.lean_vocabulary == "latin":
-            before = len(tokenizer)
-            model, tokenizer, kept = trim_vocabulary(model, tokenizer)
-            print(f"Vocabulary: kept {kept} of {before} pieces (Latin script)", flush=True)
-        model_dir = run_dir / "model"
-        save_model(model, tokenizer, model_dir, settings.storage_dtype)
-        if blended is not None:
-            blended.save(model_dir / BLEND_DIR)
-        (model_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+        model = trained_model(trainer, best_epoch, run_dir, train_seconds)
+        blended = tune_on_validation(recipe, taxonomy, data, model, tokenizer)
+        model_dir = save_run_model(recipe, model, tokenizer, blended, run_dir)
         return evaluate_and_record(recipe, data, run, run_dir, model_dir, run_name, train_seconds)
+
+
+def encoder_and_tokenizer(settings, data: TrainingData, run_dir: Path, is_main: bool):
+    """The encoder and its tokenizer: a pretrained one (its vocabulary optionally extended with
+    words of the training texts) or a scratch one; with the recipe's text prefix, if any."""
+    if settings.base_model is not None:
+        encoder, tokenizer = load_pretrained_encoder(settings.base_model)
+        if settings.extend_vocabulary:
+            added = extend_vocabulary(encoder, tokenizer, data.texts("train"), settings.extend_vocabulary)
+            if is_main:
+                print(f"Vocabulary: added {len(added)} words of the training texts, e.g. {', '.join(added[:8])}", flush=True)
+    else:
+        encoder, tokenizer = scratch_encoder_shared(settings, data, run_dir)
+    if settings.text_prefix:
+        add_text_prefix(tokenizer, settings.text_prefix)
+    return encoder, tokenizer
+
+
+def tokenize_splits(data: TrainingData, tokenizer, taxonomy: Taxonomy, max_length: int):
+    """Every split tokenized, with one label column per head (partial labels: IGNORE_LABEL)."""
+
+    def encode(batch: dict) -> dict:
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        for name, spec in taxonomy.fields.items():
+            # Partial labels: unlabelled (null / -1 in the data set) becomes IGNORE_LABEL.
+            if spec.is_multi_label:
+                encoded[label_column(name)] = [
+                    [IGNORE_LABEL] * len(spec.label_ids) if ids is None else multi_hot(ids, len(spec.label_ids))
+                    for ids in batch[name]
+                ]
+            else:
+                encoded[label_column(name)] = [IGNORE_LABEL if label < 0 else label for label in batch[name]]
+        return encoded
+
+    # keep_in_memory: no cache files written into the data set folder (shared by DDP processes).
+    return data.dataset.map(
+        encode, batched=True, remove_columns=data.dataset["train"].column_names, keep_in_memory=True
+    )
+
+
+def build_multihead_model(encoder, taxonomy: Taxonomy, data: TrainingData, settings):
+    """The multi-head model on `encoder`, its losses weighted from the training split's label counts."""
+    weighting = {name: settings.class_weighting.get(name, settings.default_class_weighting) for name in taxonomy.fields}
+    model = model_code.build_model(
+        encoder,
+        taxonomy,
+        data.label_counts("train"),
+        data.labelled_sizes("train"),
+        weighting,
+        settings.head_loss_weights,
+        settings.pooling,
+        settings.classifier_dropout,
+        settings.max_length,
+    )
+    if settings.freeze_word_embeddings:  # on the built model: build_model copies the encoder's weights
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    return model
+
+
+def make_trainer(recipe: TrainRecipe, args, model, tokenizer, tokenized) -> tuple[Trainer, list[KeepBestEpoch]]:
+    """The stock `Trainer`, and the KeepBestEpoch callback when the recipe selects the best epoch
+    (an empty list otherwise)."""
+    settings = recipe.transformer
+    best_epoch = [KeepBestEpoch(best_epoch_metric(recipe))] if settings.select_best_epoch else []
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=per_head_macro_f1(model.config),
+        callbacks=[progress.EpochSummary(recipe.primary_head), MlflowLiveMetrics(), *best_epoch],
+        # The Trainer builds the learning-rate schedule around this optimizer as usual.
+        optimizers=(adamw_with_head_learning_rate(model, settings), None),
+    )
+    return trainer, best_epoch
+
+
+def run_trainer(trainer: Trainer, recipe: TrainRecipe, args, posts: int, is_main: bool) -> float:
+    """Train on every process; returns the seconds it took."""
+    if is_main:
+        print(
+            f"Training {recipe.name} on {args.world_size} process(es) ({args.device}), "
+            f"{posts} posts, batch {recipe.transformer.per_device_train_batch_size} per process",
+            flush=True,
+        )
+    started = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - started
+
+
+def trained_model(trainer: Trainer, best_epoch: list[KeepBestEpoch], run_dir: Path, train_seconds: float):
+    """The model to keep (with select_best_epoch: the best epoch's weights, KeepBestEpoch), once the
+    Trainer's empty checkpoint folder is gone; says how long training took and which epoch was kept."""
+    print(f"Trained in {train_seconds:.0f} s", flush=True)
+    model = trainer.model
+    if (run_dir / "checkpoints").exists():
+        shutil.rmtree(run_dir / "checkpoints")  # the Trainer's output_dir: left empty, nothing is saved there
+    if best_epoch:
+        print(f"Kept epoch {best_epoch[0].best_epoch:.0f} ({best_epoch[0].metric} {best_epoch[0].best_score:.3f})", flush=True)
+    return model
+
+
+def tune_on_validation(recipe: TrainRecipe, taxonomy: Taxonomy, data: TrainingData, model, tokenizer):
+    """Thresholds of the multi-head model tuned on validation (into its config), and the TF-IDF
+    blend when the recipe asks for one: returns the fitted baseline, or None."""
+    settings = recipe.transformer
+    if settings.storage_dtype == "float16":
+        round_to_float16(model)  # before the thresholds: they are tuned on what will be served
+    validation = TransformerBackend(model, tokenizer, settings.max_length).probabilities(
+        data.texts("validation"), settings.per_device_eval_batch_size
+    )
+    set_thresholds(model.config.heads, validation, data.targets("validation"))
+    # Before trimming the vocabulary: the blend is chosen on the probabilities that will be served,
+    # and trimming leaves Latin-script predictions unchanged (tests/test_lean_vocabulary.py).
+    return fit_blend(recipe, taxonomy, data, model.config, validation) if settings.blend_tfidf is not None else None
+
+
+def save_run_model(recipe: TrainRecipe, model, tokenizer, blended, run_dir: Path) -> Path:
+    """<run_dir>/model: the model (its vocabulary trimmed when the recipe says so), the blend's
+    baseline if any, and the recipe. Returns the directory."""
+    settings = recipe.transformer
+    if settings.lean_vocabulary == "latin":
+        before = len(tokenizer)
+        model, tokenizer, kept = trim_vocabulary(model, tokenizer)
+        print(f"Vocabulary: kept {kept} of {before} pieces (Latin script)", flush=True)
+    model_dir = run_dir / "model"
+    save_model(model, tokenizer, model_dir, settings.storage_dtype)
+    if blended is not None:
+        blended.save(model_dir / BLEND_DIR)
+    (model_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+    return model_dir
 
 
 def save_model(model, tokenizer, model_dir: Path, storage_dtype: str) -> None:

@@ -55,10 +55,10 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import AutoTokenizer
 
-from data.taxonomy import REPO_ROOT
+from data.locations import BUILD_DIR
 from training.errors import ModelLoadError
 from training.file_hash import file_sha256
-from training.inference.model_dir import DEFAULT_MAX_LENGTH
+from training.inference.model_dir import max_length_of
 from training.inference.onnx_backend import PROBABILITY_PREFIX, OnnxBackend, inference_session
 
 ONNX_SUBDIR = "onnx"
@@ -67,7 +67,7 @@ INT8_FILE = "model.int8.onnx"
 MANIFEST_FILE = "export.json"
 # Exports of models that live somewhere read-only or temporary (an MLflow download) go here, one
 # folder per source content hash.
-ONNX_CACHE_ROOT = REPO_ROOT / "build" / "onnx-cache"
+ONNX_CACHE_ROOT = BUILD_DIR / "onnx-cache"
 # Bump when the graph's inputs/outputs or the export procedure change: older exports become stale.
 # 2: eager attention in the graph (export_fp32).
 EXPORT_FORMAT = 2
@@ -470,7 +470,7 @@ def onnx_backend_for(model_dir: Path, config_data: dict, runtime: str, downloade
     return OnnxBackend(
         export.int8_path if runtime == "onnx-int8" else export.fp32_path,
         AutoTokenizer.from_pretrained(model_dir),
-        max_length=int(config_data.get("max_input_tokens", DEFAULT_MAX_LENGTH)),
+        max_length=max_length_of(config_data),
         field_names=list(config_data["field_names"]),
         runtime=runtime,
         threads=threads,

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from data.errors import UserError
 from data.jsonl import LineError, PostFileError, read_posts, write_posts
 from data.locations import BUILD_DIR, PACKAGE_DIR
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
@@ -39,7 +40,7 @@ LABELLED_HEADS = "labelled_heads"
 UNLABELLED_GROUP = "(unlabelled)"  # stratification group of posts without the stratify field
 
 
-class DatasetBuildError(ValueError):
+class DatasetBuildError(UserError, ValueError):
     """The inputs cannot make a valid data set; the message says which post or setting and why."""
 
 

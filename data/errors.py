@@ -1,8 +1,16 @@
-"""Turn validation errors into messages that name the bad field and say what is wrong."""
+"""The base class of the errors a user can fix, and validation errors turned into messages that
+name the bad field and say what is wrong."""
 
 from __future__ import annotations
 
 from pydantic import ValidationError
+
+
+class UserError(Exception):
+    """A mistake the user can fix (a bad file, flag, setting or address): `smista` prints it as
+    `smista: error: <message>` and exits 2, with no traceback. Every such error of every floor
+    derives from it (with its other base, e.g. ValueError, kept), so the CLI needs no list of them;
+    the message names the problem and how to fix it."""
 
 
 def field_path(location: tuple[int | str, ...]) -> str:

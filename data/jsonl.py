@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from data.errors import UserError
 from data.schema import Post, PostValidationError, PostValidator
 
 OnError = Literal["raise", "skip"]
@@ -29,7 +30,7 @@ class LineError:
         return f"{self.path}:{self.line_number}: {self.message}"
 
 
-class PostFileError(ValueError):
+class PostFileError(UserError, ValueError):
     """A JSONL file of posts has a bad line (or lines); the message gives file and line number."""
 
     def __init__(self, errors: list[LineError]):

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.errors import UserError
 from data.schema import Post, PostValidationError, PostValidator
 
 # The keys of a label line that are not taxonomy fields.
@@ -24,7 +25,7 @@ KEY_FIELDS = ("row", "text_sha256")
 MAX_NAMED_ROWS = 20
 
 
-class LabelJoinError(ValueError):
+class LabelJoinError(UserError, ValueError):
     """The labels cannot be joined with these texts; the message names the rows and the fix."""
 
 

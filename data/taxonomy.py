@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from data.config_files import StrictConfig, VersionText, read_yaml_mapping, validate_mapping
+from data.errors import UserError
 from data.locations import CONFIGS_DIR
 
 DEFAULT_TAXONOMY_PATH = CONFIGS_DIR / "taxonomy.yaml"
@@ -22,7 +23,7 @@ DEFAULT_TAXONOMY_PATH = CONFIGS_DIR / "taxonomy.yaml"
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(UserError, ValueError):
     """The taxonomy file is missing, unreadable or invalid; the message names the problem."""
 
 

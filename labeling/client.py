@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from data.errors import UserError
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_VARIABLE = "LABEL_STUDIO_URL"
 API_KEY_VARIABLE = "LABEL_STUDIO_API_KEY"
@@ -23,7 +25,7 @@ API_KEY_VARIABLE = "LABEL_STUDIO_API_KEY"
 _FILTER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-class LabelingError(Exception):
+class LabelingError(UserError):
     """Base of every error labeling/ raises for a condition the user can fix."""
 
 

@@ -12,6 +12,7 @@ import hashlib
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from data.errors import UserError
 from data.taxonomy import Taxonomy
 
 TEXT_TAG = "text"  # the name of the <Text> object every Choices block points at
@@ -21,7 +22,7 @@ HOTKEY_POOL = "1234567890qwertyiopasdfghjklzxcvbnm"
 RESERVED_HOTKEYS = frozenset("u")
 
 
-class LabelConfigError(ValueError):
+class LabelConfigError(UserError, ValueError):
     """The taxonomy cannot be shown as one Label Studio interface (e.g. too many labels for the keys)."""
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from data.config_files import read_yaml_mapping, validate_mapping
+from data.errors import UserError
 from data.locations import CONFIGS_DIR
 
 DEFAULT_LABELING_CONFIG_PATH = CONFIGS_DIR / "labeling.yaml"
 
 
-class LabelingSettingsError(ValueError):
+class LabelingSettingsError(UserError, ValueError):
     """configs/labeling.yaml is missing or invalid; the message names the bad key."""
 
 

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from data.dataset import SEED_DATA_DIR
+from data.errors import UserError
 from data.jsonl import read_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
 from data.taxonomy import Taxonomy
@@ -89,7 +90,7 @@ class DemoReport:
     by_team: dict[str, int] = field(default_factory=dict)
 
 
-class DemoStoreError(ValueError):
+class DemoStoreError(UserError, ValueError):
     """The demo cannot write where it was asked to (a store that already holds posts)."""
 
 

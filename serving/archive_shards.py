@@ -24,6 +24,7 @@ from typing import Any, Literal
 import fsspec
 import pyarrow.parquet as pq
 
+from data.errors import UserError
 from data.schema import Post, PostValidationError, PostValidator
 
 SourceFormat = Literal["jsonl", "parquet"]
@@ -37,7 +38,7 @@ _READ_BLOCK = 1 << 16
 MAX_LINE_BYTES = 1 << 20
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserError, ValueError):
     """An input that cannot be planned: missing, empty, or of a format we do not read."""
 
 

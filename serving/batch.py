@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from data.errors import UserError
 from data.jsonl import LineError, iter_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
@@ -126,7 +127,7 @@ def _partial_prefix(output: Path) -> str:
     return f".{output.name}.partial-"
 
 
-class BatchConflict(ValueError):
+class BatchConflict(UserError, ValueError):
     """A post reuses the id of a post routed before (in the store or earlier in the file) with
     different content."""
 

@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from data.errors import UserError
 from data.locations import PROJECT_DIR
 
 SERVICE = "serving.service:Router"
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(UserError, RuntimeError):
     """`bentoml serve` exited or did not become ready; the message ends with its log."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from data.errors import UserError
 from data.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def pin_model(source: str, tracking_uri: str | None = None) -> tuple[str, str]:
     return str(path), path.name
 
 
-class ModelMismatchError(RuntimeError):
+class ModelMismatchError(UserError, RuntimeError):
     """The loaded model does not predict the taxonomy the service validates against."""
 
 

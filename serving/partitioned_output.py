@@ -26,6 +26,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data.errors import UserError
+
 OUTPUT_FORMATS = ("parquet", "jsonl")
 MANIFEST = "_manifest.json"
 SUMMARY = "_summary.json"
@@ -52,7 +54,7 @@ ROUTE_COLUMNS: dict[str, pa.DataType] = {
 }
 
 
-class OutputMismatch(ValueError):
+class OutputMismatch(UserError, ValueError):
     """The output directory holds a job planned differently (other inputs, model or settings)."""
 
 

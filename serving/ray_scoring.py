@@ -35,6 +35,7 @@ import numpy as np
 import ray
 import ray.data
 
+from data.errors import UserError
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
 from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
 from serving.archive_shards import DEFAULT_PARTITION_BYTES, Shard, SourceFile, expand_sources, plan_sources, read_shard
@@ -53,7 +54,7 @@ FORWARDED_ENVIRONMENT = ("MLFLOW_TRACKING_URI", "HF_HUB_OFFLINE", "TRANSFORMERS_
 STORE_FILE = "_store.sqlite"
 
 
-class ScoreError(ValueError):
+class ScoreError(UserError, ValueError):
     """A job that cannot start as asked: the message names the option and the fix."""
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from data.config_files import StrictConfig, VersionText, read_yaml_mapping, validate_mapping
+from data.errors import UserError
 from data.pii import PII_KINDS
 from data.locations import CONFIGS_DIR
 from data.taxonomy import Taxonomy
@@ -33,7 +34,7 @@ _DURATION = re.compile(r"^(?:(?P<hours>\d+)h)?(?:(?P<minutes>\d+)m)?$")
 _INTERVAL = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 
 
-class RoutingConfigError(ValueError):
+class RoutingConfigError(UserError, ValueError):
     """The routing config is missing, unreadable, invalid or does not fit the taxonomy."""
 
 

@@ -27,7 +27,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator
 
-from data.errors import describe_validation_error
+from data.errors import UserError, describe_validation_error
 from data.locations import BUILD_DIR
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
@@ -59,7 +59,7 @@ _FIELD_TO_VARIABLE = {
 ClassifierWorkers = Annotated[int, Field(ge=1, le=64)]
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """A SMISTA_* variable is invalid or missing; the message names it."""
 
 

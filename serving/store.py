@@ -43,12 +43,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from data.errors import UserError
 from serving.migrate import upgrade
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """The database URL is unusable or the database cannot be reached."""
 
 
@@ -361,6 +362,23 @@ class PredictionStore:
     def routed_posts(self, post_id: str) -> list[RoutedPost]:
         with self.session() as session:
             return list(session.scalars(select(RoutedPost).where(RoutedPost.post_id == post_id).order_by(RoutedPost.id)))
+
+    def corrections_after(self, after_id: int) -> tuple[list[tuple[Feedback, RoutedPost | None]], int]:
+        """The agents' corrections after the feedback cursor `after_id`: each feedback row with
+        corrected labels, in id order, with the latest routed row of its post (None if there is none),
+        and the highest feedback id read, corrected or not (`after_id` when there is none)."""
+        corrections, last_id = [], after_id
+        with self.session() as session:
+            rows = session.scalars(select(Feedback).where(Feedback.id > after_id).order_by(Feedback.id)).all()
+            for row in rows:
+                last_id = max(last_id, row.id)
+                if not row.corrected_labels:
+                    continue
+                routed = session.scalars(
+                    select(RoutedPost).where(RoutedPost.post_id == row.post_id).order_by(RoutedPost.id.desc()).limit(1)
+                ).first()
+                corrections.append((row, routed))
+        return corrections, last_id
 
     def add_signals(self, session: Session, signals: Sequence[Signal]) -> None:
         """Insert signals, ignoring the ones already there (same post and intent)."""

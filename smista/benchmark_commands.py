@@ -1,56 +1,9 @@
-"""`smista benchmark`: train and score models on public labelled data sets (configs/benchmarks/)."""
+"""`smista benchmark`: train and score models on public labelled data sets (configs/benchmarks/); the
+arguments (what the commands do is in smista/benchmark_handlers.py)."""
 
 from __future__ import annotations
 
 import argparse
-
-from training.benchmarks.spec import BenchmarkSpecError
-from training.errors import USER_ERRORS as TRAINING_ERRORS
-
-USER_ERRORS = (*TRAINING_ERRORS, BenchmarkSpecError)
-
-
-def parse_overrides(assignments: list[str]) -> dict[str, list[str]]:
-    """MODEL:key=value -> {MODEL: [key=value]}; a recipe override belongs to one model's recipe."""
-    overrides: dict[str, list[str]] = {}
-    for assignment in assignments:
-        model, separator, rest = assignment.partition(":")
-        if not separator or not model or "=" not in rest:
-            raise BenchmarkSpecError(f"--set {assignment!r}: expected MODEL:dotted.key=value, e.g. minilm:transformer.num_train_epochs=1")
-        overrides.setdefault(model, []).append(rest)
-    return overrides
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from training.benchmarks.runner import run_benchmark
-    from training.benchmarks.spec import load_spec
-
-    spec = load_spec(args.spec)
-    models = [model.strip() for model in args.models.split(",")] if args.models else None
-    result = run_benchmark(
-        spec,
-        args.data_dir,
-        output_dir=args.output_dir,
-        models=models,
-        folds=args.folds,
-        overrides=parse_overrides(args.set),
-        tracking_uri=args.tracking_uri,
-        keep_fold_models=args.keep_fold_models,
-    )
-    print()
-    print(result.markdown())
-    print(f"\nResults in {args.output_dir}/{spec.name}/results.json")
-    return 0
-
-
-def cmd_table(args: argparse.Namespace) -> int:
-    from training.benchmarks.results import results_table
-
-    table = results_table(args.output_dir)
-    if not table:
-        raise BenchmarkSpecError(f"no results.json under {args.output_dir}: run `smista benchmark run` first")
-    print(table)
-    return 0
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -78,8 +31,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     run.add_argument("--output-dir", default="build/benchmarks", help="Where data splits, runs and results go.")
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, sqlite:///mlruns/mlflow.db).")
     run.add_argument("--keep-fold-models", action="store_true", help="Keep each cross-validation fold's model directory.")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler="smista.benchmark_handlers.cmd_run")
 
     table = commands.add_parser("table", help="Every benchmark result under --output-dir as one Markdown table.")
     table.add_argument("--output-dir", default="build/benchmarks", help="Folder of <name>/results.json files.")
-    table.set_defaults(handler=cmd_table)
+    table.set_defaults(handler="smista.benchmark_handlers.cmd_table")

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data.dataset import BuildConfig
-from data.label_join import LabelJoinError
-from data.schema import DEFAULT_MAX_TEXT_CHARS
-from data.taxonomy import DEFAULT_TAXONOMY_PATH
+from data.dataset import BuildConfig, build_dataset, format_counts, labelled_counts
+from data.jsonl import read_posts, write_posts
+from data.label_join import join_labels, read_row_labels
+from data.schema import DEFAULT_MAX_TEXT_CHARS, PostValidator
+from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
 from smista.arguments import add_dataclass_arguments, dataclass_from_args
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from data.dataset import build_dataset, format_counts, labelled_counts
-    from data.taxonomy import load_taxonomy
-
     config = dataclass_from_args(BuildConfig, args)
     result = build_dataset(config)
     taxonomy = load_taxonomy(config.taxonomy)
@@ -39,10 +37,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from data.jsonl import read_posts
-    from data.schema import PostValidator
-    from data.taxonomy import load_taxonomy
-
     validator = PostValidator(load_taxonomy(args.taxonomy), max_text_chars=args.max_text_chars)
     failed = False
     for path in args.files:
@@ -55,11 +49,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_join_labels(args: argparse.Namespace) -> int:
-    from data.jsonl import read_posts, write_posts
-    from data.label_join import join_labels, read_row_labels
-    from data.schema import PostValidator
-    from data.taxonomy import load_taxonomy
-
     taxonomy = load_taxonomy(args.taxonomy)
     validator = PostValidator(taxonomy)
     row_labels = read_row_labels(args.labels, taxonomy.fields)
@@ -68,9 +57,6 @@ def cmd_join_labels(args: argparse.Namespace) -> int:
     write_posts(args.output, joined)
     print(f"{len(joined)} labelled posts ({len(posts)} posts read, {len(row_labels)} labelled rows) -> {args.output}")
     return 0
-
-
-USER_ERRORS = (LabelJoinError,)
 
 
 def register(groups: argparse._SubParsersAction) -> None:

@@ -1,32 +1,11 @@
-"""`smista evaluate`: score a model on a split of the data set or on any labelled JSONL file."""
+"""`smista evaluate`: score a model on a split of the data set or on any labelled JSONL file (arguments;
+what it does is in smista/evaluate_handlers.py)."""
 
 from __future__ import annotations
 
 import argparse
 
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
-from training.errors import USER_ERRORS  # noqa: F401  (read by smista.cli)
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from data.taxonomy import load_taxonomy
-    from training.evaluation.evaluate import check_taxonomy_matches, evaluate_posts
-    from training.evaluation.report_files import write_report
-    from training.inference.predict import Predictor
-    from training.labelled_posts import read_labelled_posts
-
-    taxonomy = load_taxonomy(args.taxonomy)
-    path = Path(args.file) if args.file else Path(args.dataset_dir) / f"{args.split}.jsonl"
-    posts = read_labelled_posts(path, taxonomy)
-    predictor = Predictor.load(args.model, tracking_uri=args.tracking_uri)
-    check_taxonomy_matches(predictor, taxonomy)
-    report = evaluate_posts(predictor, posts, split=args.file or args.split, batch_size=args.batch_size)
-    print(report.format_table())
-    written = write_report(report, args.output_dir, plots=not args.no_plots)
-    print(f"{report.posts_per_second:.0f} posts/s; metrics and plots in {args.output_dir} ({len(written)} files)")
-    return 0
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -48,4 +27,4 @@ def register(groups: argparse._SubParsersAction) -> None:
     command.add_argument("--batch-size", type=int, default=32, help="Prediction batch size.")
     command.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for models:/ and runs:/ sources.")
     command.add_argument("--taxonomy", default=str(DEFAULT_TAXONOMY_PATH), help="Taxonomy YAML file.")
-    command.set_defaults(handler=cmd_evaluate)
+    command.set_defaults(handler="smista.evaluate_handlers.cmd_evaluate")

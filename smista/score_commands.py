@@ -2,14 +2,14 @@
 
     smista score POSTS... --output DIR [--model URI_OR_DIR] [--address auto]
 
-Needs the `ray` extra (`pip install 'smista[ray]'`; the test command installs it).
+Needs the `ray` extra (`pip install 'smista[ray]'`; the test command installs it). The arguments;
+what the command does is in smista/score_handlers.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
 
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
@@ -20,69 +20,12 @@ from training.inference.runtimes import RUNTIMES
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
-def __getattr__(name: str) -> tuple[type[Exception], ...]:
-    """USER_ERRORS, imported only when an error is reported (Ray takes a second to import)."""
-    if name != "USER_ERRORS":
-        raise AttributeError(name)
-    from serving.archive_shards import ArchiveError
-    from serving.partitioned_output import OutputMismatch
-    from serving.ray_scoring import ScoreError
-
-    return (ArchiveError, OutputMismatch, ScoreError)
-
-
 def byte_size(value: str) -> int:
     """"1M" -> 1048576; plain numbers are bytes."""
     match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", value, flags=re.IGNORECASE)
     if not match or int(match.group(1)) < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a size: write bytes, or e.g. 512K, 4M, 1G")
     return int(match.group(1)) * SIZE_UNITS[match.group(2).upper()]
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    from smista.cli import UserError
-
-    try:
-        from serving.partitioned_output import OUTPUT_FORMATS
-        from serving.ray_scoring import ScoreConfig, score_archive
-    except ModuleNotFoundError as exc:
-        if exc.name != "ray" and not (exc.name or "").startswith("ray."):
-            raise
-        raise UserError("smista score runs on Ray, which is not installed: pip install 'smista[ray]' "
-                        "(or `bash scripts/install.sh`, which installs it)") from None
-
-    formats = tuple(name.strip() for name in args.format.split(",") if name.strip())
-    unknown = [name for name in formats if name not in OUTPUT_FORMATS]
-    if unknown or not formats:
-        raise UserError(f"--format: {', '.join(unknown) or 'empty'}; choose parquet, jsonl or parquet,jsonl")
-    report = score_archive(ScoreConfig(
-        inputs=args.inputs,
-        output_dir=Path(args.output),
-        model=args.model,
-        taxonomy_path=Path(args.taxonomy),
-        routing_config_path=Path(args.routing_config),
-        database_url=args.database_url,
-        as_of=args.as_of,
-        runtime=args.runtime,
-        formats=formats,
-        partition_bytes=args.partition_size,
-        batch_size=args.batch_size,
-        sort_window=args.sort_window,
-        actors=args.actors,
-        threads_per_actor=args.threads_per_actor,
-        address=args.address,
-        local_cpus=args.local_cpus,
-        max_text_chars=args.max_text_chars,
-        store_post_text=args.store_text,
-    ), progress=None if not args.quiet else (lambda line: None))
-    rejected = report.rejected_before + report.rejected
-    print(f"Scored {report.scored} posts in {report.seconds:.1f} s ({report.posts_per_second:.1f} posts/s, "
-          f"{report.actors} actors) with {report.model_version} -> {report.output_dir}; "
-          f"{report.rejected} rejects in {report.output_dir / 'rejects'}; "
-          f"{report.partitions} partitions, {report.skipped} done by an earlier run"
-          + (f" ({report.scored_before} posts, {report.rejected_before} rejects)" if report.skipped else ""))
-    # Any reject of the job, this run's or an earlier one's: a resumed job reports as a whole.
-    return 1 if rejected else 0
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -124,4 +67,4 @@ def register(groups: argparse._SubParsersAction) -> None:
     score.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, help="Longest accepted text.")
     score.add_argument("--store-text", action="store_true", help="Store post texts in the database too.")
     score.add_argument("--quiet", action="store_true", help="No progress lines on stderr.")
-    score.set_defaults(handler=cmd_score)
+    score.set_defaults(handler="smista.score_handlers.cmd_score")

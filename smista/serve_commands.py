@@ -7,159 +7,19 @@
     smista serve soak [--seconds 600]                      bounded mixed load; memory and open files sampled
 
 API keys come from SMISTA_API_KEYS only (a command-line flag would show them in `ps`).
+
+The arguments; what the commands do is in smista/serve_handlers.py (the load tests: serve_bench_handlers.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-from pathlib import Path
 
 from data.schema import DEFAULT_MAX_TEXT_CHARS
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from serving.routing_config import DEFAULT_ROUTING_PATH
-from serving.settings import DEFAULT_MODEL, ServingSettings
+from serving.settings import DEFAULT_MODEL
 from training.inference.runtimes import RUNTIMES
-
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def __getattr__(name: str) -> tuple[type[Exception], ...]:
-    """USER_ERRORS, imported only when an error is being reported: the store pulls in SQLAlchemy
-    and the predictor numpy, which `smista --help` does not need."""
-    if name != "USER_ERRORS":
-        raise AttributeError(name)
-    from serving.batch import BatchConflict
-    from serving.bench import BenchError
-    from serving.local_server import ServerStartError
-    from serving.model_source import ModelMismatchError
-    from serving.routing_config import RoutingConfigError
-    from serving.settings import SettingsError
-    from serving.store import StoreError
-    from training.inference.predict import ModelLoadError
-
-    # Printed as "smista: error: ..." without a traceback (see smista/cli.py).
-    return (RoutingConfigError, SettingsError, StoreError, ModelLoadError, ModelMismatchError, BenchError,
-            ServerStartError, BatchConflict)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from smista.cli import UserError
-
-    overrides = {
-        "SMISTA_MODEL": args.model,
-        "SMISTA_RUNTIME": args.runtime,
-        "SMISTA_ROUTING_CONFIG": args.routing_config,
-        "SMISTA_TAXONOMY": args.taxonomy,
-        "SMISTA_DATABASE_URL": args.database_url,
-    }
-    environ = {**os.environ, **{name: value for name, value in overrides.items() if value is not None}}
-    if args.no_api_key:
-        environ["SMISTA_REQUIRE_API_KEY"] = "false"
-    # Validate here, so a bad setting is one clear line instead of a traceback in each worker.
-    settings = ServingSettings.from_env(environ)
-    if not settings.require_api_key and args.host not in LOOPBACK_HOSTS:
-        raise UserError(f"without API keys the service listens only on loopback, not on {args.host}")
-    from serving.local_server import spawn_server, stop_server
-
-    print(f"Serving on http://{args.host}:{args.port}: {settings.describe()}", flush=True)
-    process = spawn_server(args.host, args.port, {**environ, **settings.to_env()})
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        stop_server(process)
-        return 130
-
-
-def cmd_batch(args: argparse.Namespace) -> int:
-    from serving.batch import BatchConfig, score_file
-
-    report = score_file(BatchConfig(
-        input_path=Path(args.input),
-        output_path=Path(args.output),
-        model=args.model,
-        taxonomy_path=Path(args.taxonomy),
-        routing_config_path=Path(args.routing_config),
-        database_url=args.database_url,
-        as_of=args.as_of,
-        chunk_size=args.chunk_size,
-        keep_going=args.keep_going,
-        max_text_chars=args.max_text_chars,
-        store_post_text=args.store_text,
-        runtime=args.runtime,
-    ), progress=None if args.no_progress else sys.stderr)
-    for error in report.errors:
-        print(error, file=sys.stderr)
-    print(f"Scored {report.scored} posts in {report.seconds:.1f} s ({report.posts_per_second:.1f} posts/s) "
-          f"-> {args.output}; {len(report.errors)} bad lines skipped")
-    return 1 if report.errors else 0
-
-
-def cmd_upgrade_store(args: argparse.Namespace) -> int:
-    from serving.settings import DEFAULT_DATABASE_URL
-    from serving.store import PredictionStore
-
-    url = args.database_url or os.environ.get("SMISTA_DATABASE_URL") or DEFAULT_DATABASE_URL
-    store = PredictionStore(url)  # opening a store upgrades it (serving/migrate.py)
-    before, after = store.schema_revisions
-    store.close()
-    print(f"Store schema: {before or 'new'} -> {after}" if before != after else f"Store schema: {after}, up to date")
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from serving.bench import BenchConfig, format_result, run_benchmark
-    from smista.cli import UserError
-
-    runtimes = tuple(name.strip() for name in args.runtimes.split(",") if name.strip())
-    unknown = [name for name in runtimes if name not in RUNTIMES]
-    if unknown or not runtimes:
-        raise UserError(f"--runtimes: unknown {', '.join(unknown) or 'empty list'}; expected some of: {', '.join(RUNTIMES)}")
-    if args.rounds < 1:
-        raise UserError(f"--rounds: {args.rounds}; give 1 (one pass) or more")
-    result = run_benchmark(BenchConfig(
-        url=args.url,
-        model=args.model,
-        api_key=os.environ.get("SMISTA_API_KEY"),
-        server_pid=args.server_pid,
-        texts_glob=args.posts,
-        light_requests=args.light_requests,
-        concurrent_requests=args.concurrent_requests,
-        concurrency=args.concurrency,
-        batch_requests=args.batch_requests,
-        plain_posts=args.plain_posts,
-        phase_seconds=args.phase_seconds,
-        runtimes=runtimes,
-        ceiling=not args.no_ceiling,
-        matmul_size=args.matmul_size,
-        rounds=args.rounds,
-    ), progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
-    print(format_result(result))
-    if args.json_output:
-        Path(args.json_output).write_text(json.dumps(result.as_dict(), indent=2), encoding="utf-8")
-        print(f"Written to {args.json_output}")
-    return 0
-
-
-def cmd_soak(args: argparse.Namespace) -> int:
-    from serving.soak import SoakConfig, format_result, run_soak
-    from smista.cli import UserError
-
-    try:
-        config = SoakConfig(model=args.model, seconds=args.seconds, concurrency=args.concurrency,
-                            sample_every_s=args.sample_every, warmup_s=args.warmup, window_s=args.window,
-                            texts_glob=args.posts, max_rss_growth_mb=args.max_rss_growth_mb)
-        result = run_soak(config, progress=lambda line: print(f"soak: {line}", file=sys.stderr, flush=True))
-    except ValueError as exc:
-        raise UserError(f"--seconds: {exc}") from None
-    print(format_result(result))
-    if args.json_output:
-        Path(args.json_output).write_text(json.dumps(result.as_dict(), indent=2), encoding="utf-8")
-        print(f"Written to {args.json_output}")
-    # Exit 1 when the service answered something it should not have, or grew.
-    return 0 if result.unexpected == 0 and result.flat else 1
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -178,7 +38,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--taxonomy", default=None, help="Taxonomy YAML (default: $SMISTA_TAXONOMY or configs/taxonomy.yaml).")
     serve.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store (default: $SMISTA_DATABASE_URL or build/serving/smista.db).")
     serve.add_argument("--no-api-key", action="store_true", help="Serve without API keys (loopback only).")
-    serve.set_defaults(handler=cmd_serve)
+    serve.set_defaults(handler="smista.serve_handlers.cmd_serve")
     commands = serve.add_subparsers(dest="command", required=False, metavar="<command>")
 
     batch = commands.add_parser("batch", help="Classify and route a JSONL file of posts, without a server.")
@@ -198,7 +58,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     batch.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, help="Longest accepted text.")
     batch.add_argument("--store-text", action="store_true", help="Store post texts in the database too.")
     batch.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
-    batch.set_defaults(handler=cmd_batch)
+    batch.set_defaults(handler="smista.serve_handlers.cmd_batch")
 
     upgrade = commands.add_parser(
         "upgrade-store", help="Bring the prediction store's schema to this release (Alembic migrations).",
@@ -207,7 +67,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     upgrade.add_argument("--database-url", default=None,
                          help="SQLAlchemy URL of the store (default: $SMISTA_DATABASE_URL or build/serving/smista.db).")
-    upgrade.set_defaults(handler=cmd_upgrade_store)
+    upgrade.set_defaults(handler="smista.serve_handlers.cmd_upgrade_store")
 
     bench = commands.add_parser(
         "bench", help="Benchmark the endpoint per runtime (torch, onnx, onnx-int8) against a plain loop and the compute ceiling.",
@@ -238,7 +98,7 @@ def register(groups: argparse._SubParsersAction) -> None:
                             "in turn (rotating the order), and the ratios' medians over rounds are reported too "
                             "(steadier on a shared machine).")
     bench.add_argument("--json-output", default=None, help="Also write the results as JSON here.")
-    bench.set_defaults(handler=cmd_bench)
+    bench.set_defaults(handler="smista.serve_bench_handlers.cmd_bench")
 
     soak = commands.add_parser(
         "soak", help="Mixed load on a server started here for a fixed time: unexpected answers, memory and open files.",
@@ -256,4 +116,4 @@ def register(groups: argparse._SubParsersAction) -> None:
     soak.add_argument("--max-rss-growth-mb", type=float, default=64.0, help="Allowed growth of the servers' RSS (default: 64 MB).")
     soak.add_argument("--posts", default="data/seed/*.jsonl", help="JSONL files whose texts are sent (default: the seed posts).")
     soak.add_argument("--json-output", default=None, help="Also write the results, every sample included, as JSON here.")
-    soak.set_defaults(handler=cmd_soak)
+    soak.set_defaults(handler="smista.serve_bench_handlers.cmd_soak")

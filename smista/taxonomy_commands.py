@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from data.taxonomy import DEFAULT_TAXONOMY_PATH
+from data.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from data.taxonomy import load_taxonomy
-
     taxonomy = load_taxonomy(args.taxonomy)
     print(f"Taxonomy v{taxonomy.version}")
     for name, spec in taxonomy.fields.items():

@@ -1,29 +1,9 @@
-"""`smista train`: train one model (transformer or TF-IDF baseline) from a recipe."""
+"""`smista train`: train one model (transformer or TF-IDF baseline) from a recipe (arguments; what it
+does is in smista/train_handlers.py)."""
 
 from __future__ import annotations
 
 import argparse
-
-from training.errors import USER_ERRORS  # noqa: F401  (read by smista.cli)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from training.fitting.train import leave_process_group, train
-    from training.recipe import load_recipe
-
-    overrides = list(args.set)
-    if args.tracking_uri:
-        overrides.append(f"tracking.tracking_uri={args.tracking_uri}")
-    if args.no_register:
-        overrides.append("tracking.register_model=false")
-    try:
-        result = train(load_recipe(args.recipe, overrides))
-    finally:
-        leave_process_group()  # under torchrun; nothing otherwise
-    if result is not None:  # None on the non-main processes of a DDP run
-        version = f", registered version {result.registered_version}" if result.registered_version else ""
-        print(f"Done: run {result.run_id}{version}; model in {result.model_dir}")
-    return 0
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -44,4 +24,4 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     command.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: recipe, $MLFLOW_TRACKING_URI, sqlite:///mlruns/mlflow.db).")
     command.add_argument("--no-register", action="store_true", help="Log the run but do not add a registry version.")
-    command.set_defaults(handler=cmd_train)
+    command.set_defaults(handler="smista.train_handlers.cmd_train")

@@ -6,7 +6,7 @@ import pytest
 from labeling_doubles import FakeLabelStudio
 
 from labeling.feedback import Correction, FeedbackError, push_corrections
-from smista.label_commands import corrections_from_store
+from smista.label_handlers import corrections_from_store
 
 NOW = datetime(2026, 3, 14, 10, 0, tzinfo=timezone.utc)
 PREDICTED = {"intent": "informazioni", "customer_type": "cliente_attivo", "business_action": [],

@@ -14,9 +14,7 @@ import argparse
 from data.taxonomy import DEFAULT_TAXONOMY_PATH
 from smista.arguments import add_dataclass_arguments
 from training.recipe import REGISTERED_MODEL_NAME
-# This import costs `smista --help` about 6 s (registry.py imports MLflow and torch at its top):
-# PromotionPolicy and CHAMPION_ALIAS belong in a light module of training/shipping/.
-from training.shipping.registry import CHAMPION_ALIAS, PromotionPolicy
+from training.shipping.promotion import CHAMPION_ALIAS, PromotionPolicy
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

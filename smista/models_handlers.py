@@ -14,7 +14,8 @@ from training.inference.baseline_model import BASELINE_FILE
 from training.inference.onnx_export import default_onnx_dir, ensure_export, export_model, stale_reason
 from training.labelled_posts import read_labelled_posts
 from training.mlflow_access import MLFLOW_URI_PREFIXES, download_model, local_model_dir
-from training.shipping.registry import PromotionPolicy, format_comparison, promote, summarize_versions
+from training.shipping.promotion import PromotionPolicy
+from training.shipping.registry import format_comparison, promote, summarize_versions
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ from training.fitting.train import train
 from training.inference.predict import Predictor
 from training.labelled_posts import read_labelled_posts
 from training.recipe import load_recipe
-from training.shipping.registry import PromotionPolicy, promote
+from training.shipping.promotion import PromotionPolicy
+from training.shipping.registry import promote
 
 # Words that appear only in the sentiment-only posts: the sentiment head can learn them from there
 # alone, since no fully labelled post carries them.

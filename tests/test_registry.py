@@ -6,7 +6,8 @@ import pytest
 
 from smista.cli import main
 from training.errors import RegistryError
-from training.shipping.registry import PromotionPolicy, decide_promotion, format_comparison, summarize_versions
+from training.shipping.promotion import PromotionPolicy, decide_promotion
+from training.shipping.registry import format_comparison, summarize_versions
 
 pytest_plugins = ("tests.training_fixtures",)
 

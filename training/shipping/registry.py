@@ -9,7 +9,7 @@ deprecated in MLflow).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -22,77 +22,7 @@ from training.inference.predict import Predictor
 from training.labelled_posts import read_labelled_posts
 from training.mlflow_access import use_tracking_uri
 from training.recipe import REGISTERED_MODEL_NAME
-
-CHAMPION_ALIAS = "champion"
-HEAD_METRICS = ("accuracy", "macro_f1")
-
-
-@dataclass
-class PromotionPolicy:
-    """When a challenger may replace the champion. Every field has a CLI flag of the same name."""
-
-    primary_metric: str = field(
-        default="intent_macro_f1",
-        metadata={"help": "Test metric that must improve, <field>_<accuracy|macro_f1>, e.g. intent_macro_f1."},
-    )
-    margin: float = field(
-        default=0.005, metadata={"help": "The challenger's primary metric must exceed the champion's by at least this."}
-    )
-    tolerance: float = field(
-        default=0.02, metadata={"help": "Largest drop of any head's macro-F1 accepted from the challenger."}
-    )
-
-    def check(self, field_names: list[str]) -> None:
-        known = [f"{name}_{metric_name}" for name in field_names for metric_name in HEAD_METRICS]
-        if self.primary_metric not in known:
-            raise RegistryError(f"primary_metric {self.primary_metric!r} is not one of: {', '.join(known)}")
-        if self.margin < 0 or self.tolerance < 0:
-            raise RegistryError(f"margin and tolerance must be >= 0, got {self.margin} and {self.tolerance}")
-
-
-@dataclass
-class PromotionDecision:
-    allowed: bool
-    reasons: list[str]                 # why it was refused, or what it improved
-    challenger: dict[str, float]       # test metrics of the challenger
-    champion: dict[str, float] | None  # of the champion; None on a first promotion
-    challenger_version: str | None = None  # filled in by promote()
-    champion_version: str | None = None
-
-
-def test_metrics(report) -> dict[str, float]:
-    """<field>_<metric> for every head of an EvaluationReport."""
-    return {f"{name}_{metric}": getattr(head, metric) for name, head in report.heads.items() for metric in HEAD_METRICS}
-
-
-def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | None, policy: PromotionPolicy) -> PromotionDecision:
-    """Pure rule: primary metric up by >= margin (and strictly up), no head's macro-F1 down by > tolerance."""
-    if champion is None:
-        return PromotionDecision(True, ["no current champion: first promotion"], challenger, None)
-    reasons: list[str] = []
-    allowed = True
-    key = policy.primary_metric
-    gain = challenger[key] - champion[key]
-    if gain <= 0 or gain < policy.margin:
-        allowed = False
-        reasons.append(
-            f"{key} {challenger[key]:.4f} vs champion {champion[key]:.4f}: {gain:+.4f}, "
-            f"needs at least +{policy.margin:.4f}"
-        )
-    else:
-        reasons.append(f"{key} {challenger[key]:.4f} vs champion {champion[key]:.4f}: {gain:+.4f} (margin {policy.margin:.4f})")
-    for metric in sorted(k for k in challenger if k.endswith("_macro_f1")):
-        if metric not in champion:
-            continue
-        drop = champion[metric] - challenger[metric]
-        if drop > policy.tolerance:
-            allowed = False
-            head = metric.removesuffix("_macro_f1")
-            reasons.append(
-                f"head {head} regresses: macro-F1 {challenger[metric]:.4f} vs champion {champion[metric]:.4f} "
-                f"({-drop:+.4f}, tolerance {policy.tolerance:.4f})"
-            )
-    return PromotionDecision(allowed, reasons, challenger, champion)
+from training.shipping.promotion import CHAMPION_ALIAS, PromotionDecision, PromotionPolicy, decide_promotion, test_metrics
 
 
 def _client():

@@ -23,6 +23,19 @@ def test_help_lists_the_subcommands():
     assert "build" in data_help and "validate" in data_help
 
 
+HEAVY_LIBRARIES = ("torch", "transformers", "mlflow", "sklearn", "bentoml", "ray", "statsmodels", "onnxruntime",
+                   "datasets", "sqlalchemy")
+
+
+def test_building_the_parser_imports_no_heavy_library():
+    """`smista --help` and argument errors stay instant: the command modules only register their
+    flags; a command's libraries load when that command runs (smista.cli.resolve)."""
+    code = ("import sys, smista.cli; smista.cli.build_parser(); "
+            f"print(','.join(name for name in {HEAVY_LIBRARIES!r} if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == ""
+
+
 def test_data_build_writes_the_split_and_prints_counts_per_split(tmp_path, write_jsonl):
     rows = [make_post(f"p{i:03d}", intent=INTENTS[i % 4]) for i in range(40)]
     source = write_jsonl("seed.jsonl", rows)

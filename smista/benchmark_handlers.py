@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from benchmarks.quality.results import results_table
+from benchmarks.quality.runner import run_benchmark
+from benchmarks.quality.spec import BenchmarkSpecError, load_spec
 from data.errors import UserError
-from training.benchmarks.results import results_table
-from training.benchmarks.runner import run_benchmark
-from training.benchmarks.spec import BenchmarkSpecError, load_spec
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, list[str]]:
@@ -22,21 +22,18 @@ def parse_overrides(assignments: list[str]) -> dict[str, list[str]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        spec = load_spec(args.spec)
-        models = [model.strip() for model in args.models.split(",")] if args.models else None
-        result = run_benchmark(
-            spec,
-            args.data_dir,
-            output_dir=args.output_dir,
-            models=models,
-            folds=args.folds,
-            overrides=parse_overrides(args.set),
-            tracking_uri=args.tracking_uri,
-            keep_fold_models=args.keep_fold_models,
-        )
-    except BenchmarkSpecError as exc:  # a plain ValueError (training/benchmarks/spec.py), not a UserError
-        raise UserError(str(exc)) from None
+    spec = load_spec(args.spec)
+    models = [model.strip() for model in args.models.split(",")] if args.models else None
+    result = run_benchmark(
+        spec,
+        args.data_dir,
+        output_dir=args.output_dir,
+        models=models,
+        folds=args.folds,
+        overrides=parse_overrides(args.set),
+        tracking_uri=args.tracking_uri,
+        keep_fold_models=args.keep_fold_models,
+    )
     print()
     print(result.markdown())
     print(f"\nResults in {args.output_dir}/{spec.name}/results.json")

@@ -10,11 +10,11 @@ import os
 import sys
 from pathlib import Path
 
+from benchmarks.speed.bench import BenchConfig, run_benchmark
+from benchmarks.speed.bench import format_result as format_bench_result
+from benchmarks.speed.soak import SoakConfig, run_soak
+from benchmarks.speed.soak import format_result as format_soak_result
 from data.errors import UserError
-from serving.bench import BenchConfig, BenchError, run_benchmark
-from serving.bench import format_result as format_bench_result
-from serving.soak import SoakConfig, run_soak
-from serving.soak import format_result as format_soak_result
 from training.inference.runtimes import RUNTIMES
 
 
@@ -25,27 +25,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(f"--runtimes: unknown {', '.join(unknown) or 'empty list'}; expected some of: {', '.join(RUNTIMES)}")
     if args.rounds < 1:
         raise UserError(f"--rounds: {args.rounds}; give 1 (one pass) or more")
-    try:
-        config = BenchConfig(
-            url=args.url,
-            model=args.model,
-            api_key=os.environ.get("SMISTA_API_KEY"),
-            server_pid=args.server_pid,
-            texts_glob=args.posts,
-            light_requests=args.light_requests,
-            concurrent_requests=args.concurrent_requests,
-            concurrency=args.concurrency,
-            batch_requests=args.batch_requests,
-            plain_posts=args.plain_posts,
-            phase_seconds=args.phase_seconds,
-            runtimes=runtimes,
-            ceiling=not args.no_ceiling,
-            matmul_size=args.matmul_size,
-            rounds=args.rounds,
-        )
-        result = run_benchmark(config, progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
-    except BenchError as exc:  # a plain RuntimeError (serving/bench.py), not a UserError
-        raise UserError(str(exc)) from None
+    config = BenchConfig(
+        url=args.url,
+        model=args.model,
+        api_key=os.environ.get("SMISTA_API_KEY"),
+        server_pid=args.server_pid,
+        texts_glob=args.posts,
+        light_requests=args.light_requests,
+        concurrent_requests=args.concurrent_requests,
+        concurrency=args.concurrency,
+        batch_requests=args.batch_requests,
+        plain_posts=args.plain_posts,
+        phase_seconds=args.phase_seconds,
+        runtimes=runtimes,
+        ceiling=not args.no_ceiling,
+        matmul_size=args.matmul_size,
+        rounds=args.rounds,
+    )
+    result = run_benchmark(config, progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
     print(format_bench_result(result))
     if args.json_output:
         Path(args.json_output).write_text(json.dumps(result.as_dict(), indent=2), encoding="utf-8")
@@ -61,8 +58,6 @@ def cmd_soak(args: argparse.Namespace) -> int:
         result = run_soak(config, progress=lambda line: print(f"soak: {line}", file=sys.stderr, flush=True))
     except ValueError as exc:
         raise UserError(f"--seconds: {exc}") from None
-    except BenchError as exc:  # the posts are read by serving/bench.py: a plain RuntimeError, not a UserError
-        raise UserError(str(exc)) from None
     print(format_soak_result(result))
     if args.json_output:
         Path(args.json_output).write_text(json.dumps(result.as_dict(), indent=2), encoding="utf-8")

@@ -103,7 +103,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     soak = commands.add_parser(
         "soak", help="Mixed load on a server started here for a fixed time: unexpected answers, memory and open files.",
         description="Starts the Router on a free loopback port and sends, from --concurrency clients, the mix of "
-                    "serving/soak.py (classify, route, retries, conflicts, feedback, crisis, probes, bad requests) "
+                    "benchmarks/speed/soak.py (classify, route, retries, conflicts, feedback, crisis, probes, bad requests) "
                     "until --seconds have passed. Exits 1 on any unexpected answer or when memory or open files grow "
                     "past the bounds between the first window after the warm-up and the last one.",
     )

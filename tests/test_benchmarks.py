@@ -13,11 +13,11 @@ import yaml
 from data.dataset import stratified_folds, stratified_holdout
 from smista.cli import main
 from tests.training_helpers import REPO_ROOT
-from training.benchmarks.loading import label_id, load_benchmark
-from training.benchmarks.results import BenchmarkResult
-from training.benchmarks.runner import make_splits
-from training.benchmarks.scores import sentipolc_metric
-from training.benchmarks.spec import BenchmarkSpecError, load_spec
+from benchmarks.quality.loading import label_id, load_benchmark
+from benchmarks.quality.results import BenchmarkResult
+from benchmarks.quality.runner import make_splits
+from benchmarks.quality.scores import sentipolc_metric
+from benchmarks.quality.spec import BenchmarkSpecError, load_spec
 
 POSITIVE = ["ottimo", "grazie", "bellissimo", "perfetto", "felice"]
 NEGATIVE = ["pessimo", "vergogna", "disastro", "schifo", "arrabbiato"]

@@ -405,7 +405,7 @@ def test_bench_rounds_measure_side_by_side_servers_in_rotating_order(model_dir, 
     and the plain loop in rotated order; every phase answered without failures."""
     import shutil
 
-    from serving.bench import BenchConfig, run_benchmark
+    from benchmarks.speed.bench import BenchConfig, run_benchmark
 
     shutil.copytree(model_dir, tmp_path / "model")
     config = BenchConfig(model=str(tmp_path / "model"), runtimes=("torch", "onnx-int8"), rounds=2, ceiling=False,

@@ -36,7 +36,9 @@ from training.inference.heads import HeadSpec
 from training.inference.predict import Predictor
 from training.label_profile import head_profile
 
-COVERAGE_METRIC_DIR = Path(__file__).resolve().parent / "metrics" / "coverage_at_precision"
+# Our `evaluate` metric modules, loaded by path (evaluate.load): coverage_at_precision, sentipolc_polarity.
+METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+COVERAGE_METRIC_DIR = METRICS_DIR / "coverage_at_precision"
 PRECISION_TARGETS = (0.90, 0.95)
 CALIBRATION_BINS = 10
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.quality.loading import LoadedBenchmark, load_benchmark
+from benchmarks.quality.results import BenchmarkResult, ModelResult
+from benchmarks.quality.scores import compute_scores
+from benchmarks.quality.spec import BenchmarkSpec, BenchmarkSpecError
 from data.dataset import SPLITS, stratified_folds, stratified_holdout, write_dataset
 from data.schema import Post
-from training.benchmarks.loading import LoadedBenchmark, load_benchmark
-from training.benchmarks.results import BenchmarkResult, ModelResult
-from training.benchmarks.scores import compute_scores
-from training.benchmarks.spec import BenchmarkSpec, BenchmarkSpecError
 from training.fitting.train import train
 from training.machine import machine_description
 from training.recipe import TrainRecipe, load_recipe

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from serving.bench import SEED_GLOB, load_texts
+from benchmarks.speed.bench import SEED_GLOB, load_texts
 from serving.local_server import SERVER_ID_VARIABLE, LocalServer, processes_with_environment
 
 CHANNELS = ("twitter", "facebook", "instagram", "email", "whatsapp")

@@ -1,4 +1,4 @@
-"""The soak (serving/soak.py): a short one on a real `bentoml serve` of the tiny model, and the
+"""The soak (benchmarks/speed/soak.py): a short one on a real `bentoml serve` of the tiny model, and the
 verdict on memory and open files from made-up samples. The 10-minute figures with the default
 model are in docs/SECURITY.md ("Soak")."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.soak import LoadMix, Sample, SoakConfig, judge, run_soak
+from benchmarks.speed.soak import LoadMix, Sample, SoakConfig, judge, run_soak
 from smista.cli import main
 
 pytest_plugins = ("tests.training_fixtures",)

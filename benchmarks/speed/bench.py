@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 import psutil
 
+from data.errors import UserError
 from data.locations import PROJECT_DIR
 from serving.local_server import LocalServer
 from training.errors import ModelLoadError
@@ -51,7 +52,7 @@ SEED_GLOB = "data/seed/*.jsonl"
 RUNTIME_TITLES = {"torch": "torch fp32", "onnx": "onnx fp32", "onnx-int8": "onnx int8", "sklearn": "sklearn (TF-IDF)"}
 
 
-class BenchError(RuntimeError):
+class BenchError(UserError, RuntimeError):
     """The benchmark cannot run: the endpoint is down, refuses the key, or fails requests."""
 
 

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.quality.spec import BenchmarkSpec, BenchmarkSpecError, HeadDefinition
 from data.schema import Post, PostValidator
 from data.taxonomy import ChannelSpec, FieldSpec, LabelSpec, Taxonomy
-from training.benchmarks.spec import BenchmarkSpec, BenchmarkSpecError, HeadDefinition
 
 BENCHMARK_CHANNEL = "benchmark"
 

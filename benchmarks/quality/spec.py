@@ -16,10 +16,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from data.config_files import StrictConfig, read_yaml_mapping, validate_mapping
+from data.errors import UserError
 from data.taxonomy import ID_PATTERN
 
 
-class BenchmarkSpecError(ValueError):
+class BenchmarkSpecError(UserError, ValueError):
     """A benchmark spec is invalid, or the data set does not match it; the message names the field."""
 
 

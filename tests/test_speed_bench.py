@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.bench import (
+from benchmarks.speed.bench import (
     BenchResult,
     Ceiling,
     EndpointResult,
@@ -106,7 +106,7 @@ def test_round_order_rotates_by_one_each_round():
 def test_the_ceiling_reads_the_predictors_model_and_token_counts(tiny_run):
     """The bench loads its model once through the Predictor: the plain loop, the token counts and the
     FLOPs of the ceiling all come from it."""
-    from serving.bench import BenchConfig, load_plain_model, measure_ceiling
+    from benchmarks.speed.bench import BenchConfig, load_plain_model, measure_ceiling
 
     predictor = load_plain_model(str(tiny_run.model_dir))
     texts = ["ciao", "La bolletta di marzo è arrivata doppia, nessuno risponde al telefono da giorni"]

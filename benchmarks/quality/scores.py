@@ -7,12 +7,12 @@ from pathlib import Path
 
 import evaluate
 
+from benchmarks.quality.spec import BenchmarkSpec, BenchmarkSpecError, Score
 from data.schema import Post
-from training.benchmarks.spec import BenchmarkSpec, BenchmarkSpecError, Score
-from training.evaluation.evaluate import EvaluationReport
+from training.evaluation.evaluate import METRICS_DIR, EvaluationReport
 from training.inference.predict import Predictor
 
-SENTIPOLC_METRIC_DIR = Path(__file__).resolve().parents[1] / "evaluation" / "metrics" / "sentipolc_polarity"
+SENTIPOLC_METRIC_DIR = METRICS_DIR / "sentipolc_polarity"
 
 
 @lru_cache(maxsize=1)

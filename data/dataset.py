@@ -275,6 +275,8 @@ def dataset_features(taxonomy: Taxonomy):
     """datasets.Features with a ClassLabel per single-label field (-1: unlabelled), a
     Sequence(ClassLabel) per multi-label field (null: unlabelled), and `labelled_heads`: the fields
     each post is labelled for."""
+    # `datasets` only where the hf/ folder is made: 0.9 s and 140 MB on import, which every reader of
+    # the JSONL splits (training data, evaluation, the CLI parser) would otherwise pay.
     from datasets import ClassLabel, Features, Sequence, Value
 
     columns = {
@@ -292,7 +294,7 @@ def dataset_features(taxonomy: Taxonomy):
 
 
 def to_dataset_dict(splits: dict[str, list[Post]], taxonomy: Taxonomy):
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset, DatasetDict  # lazy: see dataset_features
 
     features = dataset_features(taxonomy)
     return DatasetDict(
@@ -310,7 +312,7 @@ def _row(post: Post, taxonomy: Taxonomy) -> dict:
 
 
 def disable_progress_bars() -> None:
-    from datasets.utils.logging import disable_progress_bar
+    from datasets.utils.logging import disable_progress_bar  # lazy: see dataset_features
 
     disable_progress_bar()
 

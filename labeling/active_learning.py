@@ -164,6 +164,7 @@ def select_diverse(texts: Sequence[str], uncertainties: Sequence[float], config:
 def _similarity_matrix(texts: Sequence[str]) -> list[list[float]]:
     """Cosine similarities of character n-gram TF-IDF vectors: robust to typos and inflection, and
     needs no model download."""
+    # Lazy: the CLI reads SelectionConfig to build `smista label` flags; sklearn would add 1.0 s to every start-up.
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).fit_transform(texts)

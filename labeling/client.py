@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import httpx
+
 from data.errors import UserError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -64,8 +66,7 @@ class ServerAddress:
 
 @contextmanager
 def _translate_errors(url: str, action: str) -> Iterator[None]:
-    import httpx
-    from label_studio_sdk.core.api_error import ApiError
+    from label_studio_sdk.core.api_error import ApiError  # lazy: see LabelStudioClient.__init__
 
     try:
         yield
@@ -117,6 +118,8 @@ class LabelStudioClient:
     """The operations labeling/ needs, each with translated errors and plain-dict results."""
 
     def __init__(self, address: ServerAddress, timeout_s: float = 60.0):
+        # Lazy: the CLI imports this module to build `smista label`'s parser, and the SDK's generated
+        # client takes 0.4 s to import; only a command that talks to Label Studio pays it.
         from label_studio_sdk import LabelStudio
 
         self.url = address.url
@@ -204,7 +207,7 @@ class LabelStudioClient:
     # Predictions and annotations
     def import_predictions(self, project_id: int, predictions: Sequence[dict[str, Any]]) -> int:
         """Attach predictions ({task, result, score, model_version}) in one request; returns the count."""
-        from label_studio_sdk import PredictionRequest
+        from label_studio_sdk import PredictionRequest  # lazy: see __init__
 
         with _translate_errors(self.url, f"attach {len(predictions)} predictions in project {project_id}"):
             response = self._sdk.projects.import_predictions(

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from data.locations import PROJECT_DIR, SCRIPTS_DIR, VAR_DIR
 from labeling.client import LabelingError
 
@@ -155,7 +157,6 @@ class RunningServer:
 
     def wait_until_ready(self, timeout_s: float) -> float:
         """Poll /health until it answers UP; returns the seconds waited."""
-        import httpx
 
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:

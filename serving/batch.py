@@ -26,6 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from tqdm import tqdm
+
 from data.errors import UserError
 from data.jsonl import LineError, iter_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
@@ -72,7 +74,6 @@ class BatchReport:
 
 def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> BatchReport:
     """Write one JSON line per valid post: id, every head's labels and probabilities, the route."""
-    from tqdm import tqdm
 
     if config.chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {config.chunk_size}")

@@ -26,6 +26,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from _bentoml_impl.server.app import ServiceAppFactory
+from bentoml._internal.server import http_app
 from pydantic import ValidationError
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Match, Mount
@@ -142,8 +144,6 @@ def install() -> None:
     wraps `ServiceAppFactory.middlewares` (the list it builds its app from) once per process;
     tests/test_serving_hardening.py checks the effect on a live server.
     """
-    from _bentoml_impl.server.app import ServiceAppFactory
-    from bentoml._internal.server import http_app
 
     logging.getLogger(http_app.__name__).addFilter(QuietClientErrors())
     built = ServiceAppFactory.middlewares

@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+import httpx
+import psutil
+
 from data.errors import UserError
 from data.locations import PROJECT_DIR
 
@@ -59,7 +62,6 @@ def start_server(port: int, env: dict[str, str], log: TextIO) -> ServerProcess:
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout: float, log_path: Path,
                      error: type[Exception] = ServerStartError) -> None:
-    import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,7 +79,6 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout: float, log_pa
 def processes_with_environment(variable: str, value: str) -> list:
     """Every running process (psutil.Process) whose environment sets `variable` to `value`: how the
     processes of one server are found, including those no longer in its process tree."""
-    import psutil
 
     found = []
     for candidate in psutil.process_iter():
@@ -99,7 +100,6 @@ def stop_server(process: subprocess.Popen, grace: float = 5.0) -> None:
     carrying its server id, which also finds a worker whose parent died before it (an orphan no
     longer in the tree), also when `bentoml serve` had already exited. Only those are signalled.
     """
-    import psutil
 
     workers = []
     if process.poll() is None:

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
+import bentoml
+
 from serving.rules import HeadPredictionLike
 from serving.schemas import RouteDecision
 from serving.store import PredictionStore
@@ -26,7 +28,6 @@ TRIAGE_RATE_WINDOW = timedelta(hours=1)
 def _counter(name: str, documentation: str, labelnames: tuple[str, ...]) -> Any:
     # Registered once per process: prometheus_client refuses a second metric with the same name,
     # and tests build several service instances in one process.
-    import bentoml
 
     return bentoml.metrics.Counter(name=name, documentation=documentation, labelnames=list(labelnames))
 

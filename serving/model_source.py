@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from data.errors import UserError
 from data.taxonomy import Taxonomy
+from training.inference.predict import Predictor
+from training.mlflow_access import MLFLOW_URI_PREFIXES, local_model_dir, model_version_of, use_tracking_uri
 
 if TYPE_CHECKING:
     from training.inference.predict import Predictor
@@ -25,7 +27,6 @@ def pin_model(source: str, tracking_uri: str | None = None) -> tuple[str, str]:
     """(what to load, its model version) with an alias resolved now: workers that each load
     `models:/smista-classifier@champion` while the alias moves would score with two models.
     The version is the one Predictor.load reports for the same source."""
-    from training.mlflow_access import MLFLOW_URI_PREFIXES, local_model_dir, model_version_of, use_tracking_uri
 
     if source.startswith("models:/"):
         use_tracking_uri(tracking_uri)
@@ -46,10 +47,8 @@ def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str = "torc
                            threads: int | None = None) -> Predictor:
     """The Predictor of `source` run by `runtime` (torch, onnx, onnx-int8: see training/inference/predict.py)
     on `threads` threads (default: every core), checked against the taxonomy the service validates with."""
-    from training.inference.predict import Predictor
-
     if threads is not None:
-        import torch
+        import torch  # here: an ONNX or TF-IDF server never loads torch (2 s, 230 MB)
 
         # Process-wide, for the torch runtime; the ONNX runtimes take theirs per session.
         torch.set_num_threads(threads)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from _bentoml_sdk import Service
+
 from serving.security import OPEN_PATHS
 
 ROUTER = "smista_router"
@@ -91,7 +93,6 @@ class CompletedSpec:
 
 def install() -> None:
     """Complete the Router's document wherever BentoML asks for it (once per process)."""
-    from _bentoml_sdk import Service
 
     generated = Service.openapi_spec
     if getattr(generated.fget, "smista_completed", False):

@@ -18,8 +18,8 @@ from pydantic import Field, field_validator, model_validator
 
 from data.config_files import StrictConfig, VersionText, read_yaml_mapping, validate_mapping
 from data.errors import UserError
-from data.pii import PII_KINDS
 from data.locations import CONFIGS_DIR
+from data.pii import PII_KINDS
 from data.taxonomy import Taxonomy
 
 DEFAULT_ROUTING_PATH = CONFIGS_DIR / "routing.yaml"

@@ -37,6 +37,7 @@ from sqlalchemy import (
     literal,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -498,9 +499,6 @@ def _create_engine(url: str, lock_timeout_s: float = 30.0) -> Engine:
 
 
 def _dialect_insert(engine: Engine):
-    if engine.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert
+    """The INSERT with ON CONFLICT of the store's database (SQLite or PostgreSQL)."""
+    return sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
 

@@ -23,7 +23,6 @@ from serving.store import PredictionStore
 from smista.arguments import dataclass_from_args
 from training.inference.predict import Predictor
 
-
 # ------------------------------------------------------------------------------------------ helpers
 
 

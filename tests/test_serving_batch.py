@@ -103,4 +103,28 @@ def test_a_batch_killed_midway_is_rerun_without_duplicates_or_gaps(tiny_run, wri
     # The same as a run that was never interrupted.
     clean = tmp_path / "clean" / "routes.jsonl"
     subprocess.run(command(clean, tmp_path / "clean.db"), check=True, capture_output=True, timeout=240)
-    assert output.read_text(encoding="utf-8") == clean.read_text(encoding="utf-8")
+    # Equal but for the last digits of probabilities: the rerun predicts the killed chunk's remaining
+    # posts in a smaller batch, and a matrix product of another shape may round its last bit otherwise.
+    resumed = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    uninterrupted = [json.loads(line) for line in clean.read_text(encoding="utf-8").splitlines()]
+    assert [without_numbers(line) for line in resumed] == [without_numbers(line) for line in uninterrupted]
+    # Some figures are rounded to 4 decimals: a last-bit difference can move one by 1e-4.
+    assert numbers(resumed) == pytest.approx(numbers(uninterrupted), abs=1.1e-4)
+
+
+def without_numbers(record):
+    """The record with every float replaced by a placeholder (ints, strings, labels and order kept)."""
+    if isinstance(record, dict):
+        return {key: without_numbers(value) for key, value in record.items()}
+    if isinstance(record, list):
+        return [without_numbers(value) for value in record]
+    return "<float>" if isinstance(record, float) else record
+
+
+def numbers(record) -> list[float]:
+    """Every float of the record, in order."""
+    if isinstance(record, dict):
+        return [value for item in record.values() for value in numbers(item)]
+    if isinstance(record, list):
+        return [value for item in record for value in numbers(item)]
+    return [record] if isinstance(record, float) else []

@@ -24,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import httpx
+import psutil
+
 from benchmarks.speed.bench import SEED_GLOB, load_texts
 from serving.local_server import SERVER_ID_VARIABLE, LocalServer, processes_with_environment
 
@@ -225,7 +228,6 @@ class ResourceSampler:
         self._thread.join()
 
     def sample(self) -> Sample:
-        import psutil
 
         rss = files = threads = count = 0
         by_process: dict[str, float] = {}
@@ -251,7 +253,6 @@ class ResourceSampler:
 
 async def _drive(url: str, mix: LoadMix, stats: dict[str, OperationStats], unexpected: list[dict[str, Any]],
                  concurrency: int, seconds: float) -> int:
-    import httpx
 
     deadline = time.monotonic() + seconds
     sent = 0

@@ -7,13 +7,12 @@ of every skipped line. A bad line is never dropped without being reported.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from data.atomic_files import replaced_atomically
 from data.errors import UserError
 from data.schema import Post, PostValidationError, PostValidator
 
@@ -98,17 +97,9 @@ def _parse_line(line: str, validator: PostValidator) -> Post:
 def write_posts(path: str | Path, posts: Iterable[Post]) -> int:
     """Write posts as JSONL atomically: the target is replaced only once every line is written,
     so a failure half-way never leaves a truncated file where a good one stood."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            for post in posts:
-                handle.write(json.dumps(post.to_json_dict(), ensure_ascii=False) + "\n")
-                count += 1
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replaced_atomically(path) as temporary, temporary.open("w", encoding="utf-8") as handle:
+        for post in posts:
+            handle.write(json.dumps(post.to_json_dict(), ensure_ascii=False) + "\n")
+            count += 1
     return count

@@ -15,7 +15,6 @@ Two steps, both run by `smista label export`:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from data.atomic_files import write_text_atomically
 from data.dataset import BuildConfig, BuildResult, build_dataset
 from data.jsonl import write_posts
 from data.locations import BUILD_DIR, VAR_DIR
@@ -98,23 +98,6 @@ def _read_state(folder: Path) -> dict[str, Any]:
         raise ExportError(f"{path}: the pull cursor is not valid JSON ({exc.msg}); fix or delete it and pull --full") from None
 
 
-def _write_atomically(path: Path, text: str, exclusive: bool) -> None:
-    """Write to a temporary file, then move it into place. exclusive: refuse to replace an existing
-    file (raw pulls are immutable)."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        if exclusive:
-            os.link(temporary, path)  # fails if `path` exists, unlike os.replace
-            os.unlink(temporary)
-        else:
-            os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def pull(client: LabelStudioClient, project_id: int, exports_dir: str | Path, full: bool = False) -> PullResult:
     """Store the tasks changed since the last pull (or all of them) as a new read-only raw file.
 
@@ -140,9 +123,9 @@ def pull(client: LabelStudioClient, project_id: int, exports_dir: str | Path, fu
         "tasks": tasks,
     }
     path = folder / f"{_PULL_PREFIX}{number:05d}-{pulled_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    _write_atomically(path, json.dumps(raw, ensure_ascii=False, indent=1), exclusive=True)
+    write_text_atomically(path, json.dumps(raw, ensure_ascii=False, indent=1), exclusive=True)
     path.chmod(0o444)
-    _write_atomically(
+    write_text_atomically(
         folder / "state.json", json.dumps({"cursor": cursor, "pulls": number}, indent=2) + "\n", exclusive=False
     )
     return PullResult(path=path, task_count=len(tasks), full=full)

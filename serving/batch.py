@@ -16,9 +16,7 @@ The crisis window slides in file order, so sort an archive by time to replay its
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from typing import Any, Literal, TextIO
 
 from tqdm import tqdm
 
+from data.atomic_files import replaced_atomically
 from data.errors import UserError
 from data.jsonl import LineError, iter_posts
 from data.schema import DEFAULT_MAX_TEXT_CHARS, Post, PostValidator
@@ -96,9 +95,9 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
     # A run killed before its rename leaves its partial file behind: the next run removes it.
     for stale in config.output_path.parent.glob(f"{_partial_prefix(config.output_path)}*"):
         stale.unlink(missing_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=config.output_path.parent, prefix=_partial_prefix(config.output_path))
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as output:
+        with (replaced_atomically(config.output_path, prefix=_partial_prefix(config.output_path)) as temporary,
+              temporary.open("w", encoding="utf-8") as output):
             posts = iter_posts(config.input_path, validator, on_error="skip" if config.keep_going else "raise",
                                errors=report.errors)
             for chunk in _chunks(posts, config.chunk_size):
@@ -113,10 +112,6 @@ def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> Bat
                     output.write(json.dumps(output_record(routed, identity, rules.version), ensure_ascii=False) + "\n")
                 report.scored += len(chunk)
                 bar.update(len(chunk))
-        os.replace(temporary, config.output_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     finally:
         bar.close()
         store.close()

@@ -16,8 +16,6 @@ start (its leftovers are overwritten).
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data.atomic_files import replaced_atomically
 from data.errors import UserError
 
 OUTPUT_FORMATS = ("parquet", "jsonl")
@@ -180,27 +179,9 @@ def _jsonl(records: list[dict[str, Any]]) -> str:
 
 
 def _write_atomically(path: Path, content: str | pa.Table) -> None:
-    # A name of our own rather than mkstemp, whose files are private (0600): the output is meant
-    # to be read like any other file the user writes.
-    temporary = path.parent / f"{_TEMPORARY_PREFIX}{path.name}.{uuid.uuid4().hex}"
-    try:
+    # Durable: after a power cut a `_done` marker never stands beside a partition file that did not make it.
+    with replaced_atomically(path, prefix=f"{_TEMPORARY_PREFIX}{path.name}.", durable=True) as temporary:
         if isinstance(content, pa.Table):
             pq.write_table(content, temporary)
         else:
             temporary.write_text(content, encoding="utf-8")
-        # On disk before the rename, and the rename on disk before the next file: after a power cut a
-        # `_done` marker never stands beside a partition file that did not make it.
-        _fsync(temporary)
-        os.replace(temporary, path)
-        _fsync(path.parent)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -55,6 +55,7 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import AutoTokenizer
 
+from data.atomic_files import replaced_atomically, write_text_atomically
 from data.locations import BUILD_DIR
 from training.errors import ModelLoadError
 from training.file_hash import file_sha256
@@ -389,9 +390,7 @@ def write_manifest(onnx_dir: Path, model_dir: Path, input_names: list[str], outp
         "fp32_max_abs_difference": max_difference,
         "seconds": seconds,
     }
-    temporary = onnx_dir / (MANIFEST_FILE + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, onnx_dir / MANIFEST_FILE)
+    write_text_atomically(onnx_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
@@ -422,22 +421,21 @@ def _export_locked(model_dir: Path, onnx_dir: Path, quantization: QuantizationSe
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     vocab_size = int(config.get("encoder", {}).get("vocab_size", 1000))
     fp32_path, int8_path = onnx_dir / FP32_FILE, onnx_dir / INT8_FILE
-    fp32_tmp, int8_tmp = onnx_dir / (FP32_FILE + ".tmp"), onnx_dir / (INT8_FILE + ".tmp")
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    input_names, output_names, reference = export_fp32(model_dir, fp32_tmp)
-    seconds["export"] = round(time.perf_counter() - started, 2)
-    mark = time.perf_counter()
-    difference = verify_fp32(fp32_tmp, input_names, reference, vocab_size)
-    seconds["verify"] = round(time.perf_counter() - mark, 2)
-    mark = time.perf_counter()
-    kept_fp32 = quantize_int8(fp32_tmp, int8_tmp, quantization)
-    seconds["quantize"] = round(time.perf_counter() - mark, 2)
-    seconds["total"] = round(time.perf_counter() - started, 2)
-    # The manifest is written last: a reader that sees it sees both files of the same export.
-    (onnx_dir / MANIFEST_FILE).unlink(missing_ok=True)
-    os.replace(fp32_tmp, fp32_path)
-    os.replace(int8_tmp, int8_path)
+    with replaced_atomically(fp32_path) as fp32_tmp, replaced_atomically(int8_path) as int8_tmp:
+        input_names, output_names, reference = export_fp32(model_dir, fp32_tmp)
+        seconds["export"] = round(time.perf_counter() - started, 2)
+        mark = time.perf_counter()
+        difference = verify_fp32(fp32_tmp, input_names, reference, vocab_size)
+        seconds["verify"] = round(time.perf_counter() - mark, 2)
+        mark = time.perf_counter()
+        kept_fp32 = quantize_int8(fp32_tmp, int8_tmp, quantization)
+        seconds["quantize"] = round(time.perf_counter() - mark, 2)
+        seconds["total"] = round(time.perf_counter() - started, 2)
+        # The manifest goes before the two files move in, and is written again after: a reader that
+        # sees a manifest sees both files of the same export.
+        (onnx_dir / MANIFEST_FILE).unlink(missing_ok=True)
     manifest = write_manifest(onnx_dir, model_dir, input_names, output_names, quantization, seconds, difference,
                               kept_fp32)
     return ExportResult(onnx_dir, fp32_path, int8_path, exported=True, seconds=seconds, manifest=manifest)

@@ -68,6 +68,9 @@ class DemoSettings:
     crisis: bool = True
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 
+    def __post_init__(self) -> None:
+        self.check()  # a config is valid from the moment it exists: no caller has to remember to check it
+
     def check(self) -> None:
         if self.weeks < 1:
             raise ValueError(f"weeks must be at least 1, got {self.weeks}")
@@ -132,7 +135,6 @@ def _poisson(rate: float, rng: random.Random) -> int:
 
 def build_demo_store(settings: DemoSettings, predictor, rules: RoutingRules, posts: Sequence[Post]) -> DemoReport:
     """Route the synthetic traffic into a new store and record the synthetic feedback."""
-    settings.check()
     store = PredictionStore(settings.database_url)
     try:
         with store.session() as session:

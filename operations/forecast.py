@@ -48,6 +48,9 @@ class ForecastSettings:
     interval: float = 0.8                 # central prediction interval, e.g. 0.8: the 10th to 90th percentile
     backtest_weeks: int = 2
 
+    def __post_init__(self) -> None:
+        self.check()  # a config is valid from the moment it exists: no caller has to remember to check it
+
     def check(self) -> None:
         if self.horizon_hours < 1:
             raise ValueError(f"horizon_hours must be at least 1, got {self.horizon_hours}")
@@ -254,7 +257,6 @@ def team_arrivals(posts: Sequence[PostRecord]) -> dict[str, list[datetime]]:
 def forecast_teams(arrivals: Mapping[str, Sequence[datetime]], start: datetime, team_hours: Mapping[str, TeamHours],
                    zone: ZoneInfo, settings: ForecastSettings) -> Forecast:
     """One forecast and one backtest per team with traffic."""
-    settings.check()
     teams, scores = [], []
     for team, timestamps in sorted(arrivals.items()):
         before = [moment for moment in timestamps if moment < start]

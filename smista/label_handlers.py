@@ -118,7 +118,6 @@ def cmd_select(args: argparse.Namespace) -> int:
     client, settings, validator = _connect(args), _settings(args), _validator(args)
     project_id = _project_id(args, client, settings)
     config = dataclass_from_args(SelectionConfig, args)
-    config.check()
     predictor = Predictor.load(args.model)
     result = run_selection(
         client, project_id, args.pool, predictor, validator, settings.public_handles, config, args.selections_dir
@@ -137,7 +136,6 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     config = dataclass_from_args(ExportConfig, args)
-    config.check()
     if args.no_pull:
         if args.project_id is None:
             raise LabelingError("--no-pull rebuilds from the raw pulls of one project: give --project-id")

@@ -28,14 +28,12 @@ def _rules(args: argparse.Namespace):
 
 
 def _forecast_settings(args: argparse.Namespace):
-    settings = ForecastSettings(horizon_hours=args.horizon_hours, history_weeks=args.history_weeks,
+    try:
+        return ForecastSettings(horizon_hours=args.horizon_hours, history_weeks=args.history_weeks,
                                 posts_per_agent_hour=args.posts_per_agent_hour, interval=args.interval,
                                 backtest_weeks=args.backtest_weeks)
-    try:
-        settings.check()
     except ValueError as exc:
         raise UserError(f"forecast: {exc}") from None
-    return settings
 
 
 def _period(args: argparse.Namespace) -> tuple[datetime, datetime]:
@@ -111,9 +109,9 @@ def cmd_demo_store(args: argparse.Namespace) -> int:
     rules = _rules(args)
     posts = load_demo_posts([Path(path) for path in args.inputs], rules.taxonomy)
     predictor = load_checked_predictor(args.model, rules.taxonomy, args.runtime)
-    settings = DemoSettings(database_url=args.database_url, weeks=args.weeks, posts_per_day=args.posts_per_day,
-                            end=args.end, seed=args.seed, campaign=not args.no_campaign, crisis=not args.no_crisis)
     try:
+        settings = DemoSettings(database_url=args.database_url, weeks=args.weeks, posts_per_day=args.posts_per_day,
+                                end=args.end, seed=args.seed, campaign=not args.no_campaign, crisis=not args.no_crisis)
         report = build_demo_store(settings, predictor, rules, posts)
     except ValueError as exc:
         raise UserError(f"demo-store: {exc}") from None

@@ -157,7 +157,6 @@ class RunningServer:
 
     def wait_until_ready(self, timeout_s: float) -> float:
         """Poll /health until it answers UP; returns the seconds waited."""
-
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
             if self.process.poll() is not None:

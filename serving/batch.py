@@ -73,7 +73,6 @@ class BatchReport:
 
 def score_file(config: BatchConfig, progress: TextIO | None = sys.stderr) -> BatchReport:
     """Write one JSON line per valid post: id, every head's labels and probabilities, the route."""
-
     if config.chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {config.chunk_size}")
     taxonomy = load_taxonomy(config.taxonomy_path)

@@ -144,7 +144,6 @@ def install() -> None:
     wraps `ServiceAppFactory.middlewares` (the list it builds its app from) once per process;
     tests/test_serving_hardening.py checks the effect on a live server.
     """
-
     logging.getLogger(http_app.__name__).addFilter(QuietClientErrors())
     built = ServiceAppFactory.middlewares
     if getattr(built.fget, "smista_bounded_paths", False):

@@ -79,7 +79,6 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout: float, log_pa
 def processes_with_environment(variable: str, value: str) -> list:
     """Every running process (psutil.Process) whose environment sets `variable` to `value`: how the
     processes of one server are found, including those no longer in its process tree."""
-
     found = []
     for candidate in psutil.process_iter():
         try:
@@ -100,7 +99,6 @@ def stop_server(process: subprocess.Popen, grace: float = 5.0) -> None:
     carrying its server id, which also finds a worker whose parent died before it (an orphan no
     longer in the tree), also when `bentoml serve` had already exited. Only those are signalled.
     """
-
     workers = []
     if process.poll() is None:
         try:

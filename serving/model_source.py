@@ -27,7 +27,6 @@ def pin_model(source: str, tracking_uri: str | None = None) -> tuple[str, str]:
     """(what to load, its model version) with an alias resolved now: workers that each load
     `models:/smista-classifier@champion` while the alias moves would score with two models.
     The version is the one Predictor.load reports for the same source."""
-
     if source.startswith("models:/"):
         use_tracking_uri(tracking_uri)
         version = model_version_of(source)

@@ -93,7 +93,6 @@ class CompletedSpec:
 
 def install() -> None:
     """Complete the Router's document wherever BentoML asks for it (once per process)."""
-
     generated = Service.openapi_spec
     if getattr(generated.fget, "smista_completed", False):
         return

@@ -88,7 +88,6 @@ def run_benchmark(
     keep_fold_models: bool = False,
 ) -> BenchmarkResult:
     """Train and score every selected model on the benchmark; write <output_dir>/<name>/results.json."""
-
     models = models or list(spec.models)
     unknown = [model for model in models if model not in spec.models]
     if unknown:

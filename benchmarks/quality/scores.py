@@ -17,7 +17,6 @@ SENTIPOLC_METRIC_DIR = METRICS_DIR / "sentipolc_polarity"
 
 @lru_cache(maxsize=1)
 def sentipolc_metric():
-
     return evaluate.load(str(SENTIPOLC_METRIC_DIR))
 
 
@@ -53,7 +52,6 @@ def compute_scores(spec: BenchmarkSpec, model_dir: Path, test_posts: list[Post],
 
 
 def predict_labels(model_dir: Path, posts: list[Post], heads: list[str]) -> dict[str, list[str]]:
-
     predictor = Predictor.from_directory(model_dir, model_version=model_dir.parent.name)
     predictions = predictor.predict([post.text for post in posts], batch_size=64)
     return {name: [prediction[name].labels[0] for prediction in predictions] for name in heads}

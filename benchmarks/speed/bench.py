@@ -186,7 +186,6 @@ class MemorySampler:
     """Peak resident memory of a process and its children, sampled every 50 ms in a thread."""
 
     def __init__(self, pid: int):
-
         self._root = psutil.Process(pid)
         self.peak_bytes = 0
         self.processes = 0
@@ -202,7 +201,6 @@ class MemorySampler:
         self._thread.join()
 
     def _run(self) -> None:
-
         while not self._stop.is_set():
             try:
                 tree = [self._root, *self._root.children(recursive=True)]
@@ -222,7 +220,6 @@ class MemorySampler:
 async def _load(url: str, headers: dict[str, str], bodies: Sequence[dict], concurrency: int,
                 time_limit: float, posts_per_body: int) -> tuple[LatencySummary, list[dict]]:
     """Send `bodies`, `concurrency` at a time, stopping early at `time_limit` seconds."""
-
     latencies: list[float] = []
     failures: list[dict] = []
     queue: asyncio.Queue[dict] = asyncio.Queue()
@@ -306,7 +303,6 @@ def measure_endpoint(base_url: str, api_key: str | None, texts: list[str], confi
 
 
 def _post_json(url: str, headers: dict[str, str], body: dict) -> dict:
-
     response = httpx.post(url, json=body, headers=headers, timeout=60.0)
     if response.status_code != 200:
         raise BenchError(f"{url} answered {response.status_code}: {response.text[:300]}")

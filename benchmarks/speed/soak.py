@@ -228,7 +228,6 @@ class ResourceSampler:
         self._thread.join()
 
     def sample(self) -> Sample:
-
         rss = files = threads = count = 0
         by_process: dict[str, float] = {}
         for process in processes_with_environment(SERVER_ID_VARIABLE, self.server_id):

@@ -109,7 +109,6 @@ class EvaluationReport:
 
 @lru_cache(maxsize=1)
 def coverage_metric():
-
     return evaluate.load(str(COVERAGE_METRIC_DIR))
 
 
@@ -152,7 +151,6 @@ def gold_matrix(posts: Sequence[Post], head: HeadSpec) -> np.ndarray:
 
 
 def evaluate_head(head: HeadSpec, gold: np.ndarray, probabilities: np.ndarray) -> HeadReport:
-
     decisions, confidence = head.decide(probabilities)
     all_labels = list(range(len(head.labels)))
     # nan for a class with neither gold nor predicted posts: it is left out of the macro average

@@ -21,7 +21,6 @@ from training.recipe import BaselineSettings
 
 
 def build_vectorizer(settings: BaselineSettings):
-
     common = {"lowercase": True, "sublinear_tf": settings.sublinear_tf, "min_df": settings.min_df, "max_features": settings.max_features}
     return FeatureUnion(
         [
@@ -40,7 +39,6 @@ def fit_baseline(
     seed: int,
 ) -> BaselineModel:
     """targets: field -> label indices (single-label) or [posts, labels] 0/1 (multi-label)."""
-
     vectorizer = build_vectorizer(settings)
     features = vectorizer.fit_transform(texts)
     classifiers = {}

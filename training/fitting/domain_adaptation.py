@@ -119,7 +119,6 @@ def adapt_encoder(
     that goes to MLflow: texts, steps, loss_before, loss_after (mean masked-LM loss per masked
     token on a fixed masking of a sample of the texts) and seconds.
     """
-
     set_seed(seed)  # the head starts random: the same seed, the same head and the same loss_before
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length, return_special_tokens_mask=True)
     examples = [dict(zip(encoded.keys(), values)) for values in zip(*encoded.values())]
@@ -159,7 +158,6 @@ def adapt_encoder(
 def _fixed_masking(examples: list[dict], tokenizer, settings: DomainAdaptation, seed: int) -> list[dict]:
     """Batches of up to LOSS_SAMPLE_SIZE examples, masked once with a seeded generator, so that the
     losses before and after training are measured on the very same task."""
-
     sample = random.Random(seed).sample(examples, min(LOSS_SAMPLE_SIZE, len(examples)))
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mlm_probability, seed=seed)
     size = settings.batch_size
@@ -180,7 +178,6 @@ def masked_lm_loss(model: MaskedLanguageModel, batches: list[dict]) -> float:
 
 
 def _training_arguments(settings: DomainAdaptation, seed: int, output_dir: Path):
-
     return TrainingArguments(
         # Without use_cpu, accelerate does not set up multi-process (gloo) training on a machine
         # without a GPU (see training.fitting.train.training_arguments).

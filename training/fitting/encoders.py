@@ -77,7 +77,6 @@ def _model_dir_from_package(module_name: str, name: str) -> str:
 
 
 def _check_hub_id_available(hub_id: str) -> None:
-
     if not _offline():
         return  # online users download it through from_pretrained as usual
     cached = try_to_load_from_cache(hub_id, "config.json")
@@ -92,7 +91,6 @@ def _check_hub_id_available(hub_id: str) -> None:
 
 def load_pretrained_encoder(name: str):
     """(encoder, tokenizer) of a pretrained model named as in a recipe."""
-
     source = resolve_base_model(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -109,7 +107,6 @@ def add_text_prefix(tokenizer, prefix: str) -> None:
     serving, the ONNX runtimes and labeling all feed the model the same input without knowing.
     e5's model card asks for "query: " or "passage: " before each text.
     """
-
     backend = tokenizer.backend_tokenizer
     prepend = normalizers.Prepend(prefix)
     backend.normalizer = prepend if backend.normalizer is None else normalizers.Sequence([prepend, backend.normalizer])
@@ -155,7 +152,6 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, model_max_l
 
     Lower-cased but with accents kept: in Italian "e"/"è" and "perche"/"perché" differ.
     """
-
     backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -180,7 +176,6 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, model_max_l
 
 def build_scratch_encoder(settings: ScratchEncoder, texts: Iterable[str], max_length: int):
     """(encoder, tokenizer): a randomly initialised BERT sized by `settings`, vocabulary from `texts`."""
-
     tokenizer = train_wordpiece_tokenizer(texts, settings.vocab_size, max_length)
     config = BertConfig(
         vocab_size=len(tokenizer),

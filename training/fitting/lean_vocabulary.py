@@ -56,7 +56,6 @@ def trim_vocabulary(model, tokenizer, keep=is_latin_piece):
     lowest-scoring piece; the embedding rows follow their pieces. `model` is a SmistaMultiHeadModel
     (changed in place and returned); `tokenizer` must be a unigram fast tokenizer (a new one is
     returned). Returns also the number of pieces kept."""
-
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     if state["model"]["type"] != "Unigram":
         raise ValueError(f"trimming the vocabulary needs a unigram tokenizer, this one is {state['model']['type']}")
@@ -101,7 +100,6 @@ def trim_vocabulary(model, tokenizer, keep=is_latin_piece):
 def round_to_float16(model) -> None:
     """Round every floating weight to the nearest fp16 value, keeping fp32 tensors: the model then
     predicts exactly what its fp16 copy on disk will predict once loaded back as fp32."""
-
     with torch.no_grad():
         for tensor in list(model.parameters()) + list(model.buffers()):
             if tensor.is_floating_point():

@@ -216,7 +216,6 @@ def precompiled_charsmap(normalisation: dict[int, tuple[int, ...]]) -> bytes:
     form `tokenizers`' Precompiled normaliser reads. sentencepiece's trainer compiles one from a
     rule file ("source hex<TAB>target hex ..."; an empty target deletes); the tiny model it
     trains alongside is thrown away."""
-
     with tempfile.TemporaryDirectory() as folder:
         rules = Path(folder) / "rules.tsv"
         rules.write_text(
@@ -243,7 +242,6 @@ def precompiled_charsmap(normalisation: dict[int, tuple[int, ...]]) -> bytes:
 
 def build_tokenizer(packed: PackedE5, model_max_length: int):
     """A fast tokenizer that segments like the engine's `tok_content`, with <s> ... </s> around."""
-
     ids = packed.special_ids
     backend = Tokenizer(
         models.Unigram([(piece, float(score)) for piece, score in zip(packed.pieces, packed.scores)], unk_id=ids[UNK])
@@ -275,7 +273,6 @@ def build_tokenizer(packed: PackedE5, model_max_length: int):
 
 def build_directory(packed: PackedE5, target: Path) -> None:
     """Write the Hugging Face directory (config, fp32 safetensors, tokenizer) to `target`."""
-
     config = BertConfig(
         vocab_size=packed.vocabulary_rows,
         hidden_size=packed.hidden,

@@ -22,7 +22,6 @@ def per_head_macro_f1(config):
 
     Multi-label heads are scored at a 0.5 threshold here; their tuned thresholds come after training.
     """
-
     heads, names = config.heads, list(config.field_names)  # the order of the model's outputs
 
     def compute(prediction) -> dict[str, float]:
@@ -90,7 +89,6 @@ class MlflowLiveMetrics(TrainerCallback):
         self.stopped = False
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-
         if self.stopped or not state.is_world_process_zero or not logs or mlflow.active_run() is None:
             return
         numeric = {

@@ -99,7 +99,6 @@ def leave_process_group() -> None:
     exception", exit -6) and failed the whole torchrun: in one CI run and in 1 of 6 standalone
     runs of tests/test_train_ddp.py on 2026-11-23; 9 of 9 passed with this.
     """
-
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
@@ -162,7 +161,6 @@ def encoder_and_tokenizer(settings, data: TrainingData, run_dir: Path, is_main: 
 
 def tokenize_splits(data: TrainingData, tokenizer, taxonomy: Taxonomy, max_length: int):
     """Every split tokenized, with one label column per head (partial labels: IGNORE_LABEL)."""
-
     def encode(batch: dict) -> dict:
         encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
         for name, spec in taxonomy.fields.items():
@@ -280,7 +278,6 @@ def save_run_model(recipe: TrainRecipe, model, tokenizer, blended, run_dir: Path
 def save_model(model, tokenizer, model_dir: Path, storage_dtype: str) -> None:
     """Save in `storage_dtype`; the model in memory stays fp32 (its values already fp16-exact when
     stored as fp16, see round_to_float16)."""
-
     dtype = getattr(torch, storage_dtype)
     model.to(dtype).save_pretrained(model_dir)
     model.to(torch.float32)
@@ -291,7 +288,6 @@ def fit_blend(recipe: TrainRecipe, taxonomy: Taxonomy, data: TrainingData, confi
     """Fit the TF-IDF baseline on the training split and choose each head's blend weight on
     validation (training/fitting/blend.py); the weights and the tuned thresholds go into `config`. Returns
     the baseline, to be saved in the model directory."""
-
     started = time.perf_counter()
     baseline = fit_baseline(data.texts("train"), data.targets("train"), head_specs(taxonomy),
                             recipe.transformer.blend_tfidf, taxonomy.version, recipe.seed)
@@ -315,7 +311,6 @@ def adapt_to_domain(
 ) -> None:
     """Masked-LM training of `encoder` on the training texts and the extra texts, never on the
     validation or test posts (their scores would then flatter the model)."""
-
     settings = recipe.transformer
     adaptation = settings.domain_adaptation
     held_out = data.texts("validation") + data.texts("test") + [post.text for posts in data.held_out.values() for post in posts]
@@ -330,7 +325,6 @@ def adapt_to_domain(
 
 
 def train_baseline(recipe: TrainRecipe, taxonomy: Taxonomy, tracking_uri: str) -> RunResult:
-
     np.random.seed(recipe.seed)
     run_name = shared_run_name(recipe, world_size=1)
     run_dir = Path(recipe.output_dir) / run_name
@@ -426,8 +420,6 @@ def check_recipe_heads(recipe: TrainRecipe, taxonomy: Taxonomy) -> None:
 
 
 def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
-
-
     settings = recipe.transformer
     return TrainingArguments(
         # Without use_cpu, accelerate does not set up multi-process (gloo) training on a machine
@@ -458,7 +450,6 @@ def training_arguments(recipe: TrainRecipe, taxonomy: Taxonomy):
 
 def best_epoch_metric(recipe: TrainRecipe) -> str:
     """The validation macro-F1 (a key of compute_metrics) that picks the epoch with select_best_epoch."""
-
     return MEAN_MACRO_F1 if recipe.transformer.best_epoch_metric == "mean" else f"{recipe.primary_head}_macro_f1"
 
 
@@ -468,7 +459,6 @@ def adamw_with_head_learning_rate(model, settings):
     Biases and normalisation weights (the 1-D parameters) get no weight decay, as in the Trainer's
     own optimizer.
     """
-
     head_rate = settings.head_learning_rate or settings.learning_rate
     groups: dict[tuple[float, float], list] = {}
     for name, parameter in model.named_parameters():

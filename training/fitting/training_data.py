@@ -76,7 +76,6 @@ def prepare_training_data(settings: DataSettings, taxonomy: Taxonomy, build: boo
 
     Under DDP only the main process builds; the others load what it wrote (`build=False`).
     """
-
     dataset_dir = Path(settings.dataset_dir)
     if settings.inputs and build:
         build_dataset(

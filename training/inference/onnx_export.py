@@ -334,7 +334,6 @@ def verify_fp32(path: Path, input_names: list[str], reference: Callable, vocab_s
 def module_matmuls(graph_path: Path, modules: Sequence[str]) -> dict[str, list[str]]:
     """{module name: names of the graph's MatMul nodes that compute it}, read from the namespace the
     exporter records on each node (".../model.<module>: torch.nn.modules.linear.Linear/...")."""
-
     graph = onnx.load(str(graph_path), load_external_data=False).graph
     found: dict[str, list[str]] = {module: [] for module in modules}
     for node in graph.node:
@@ -350,7 +349,6 @@ def module_matmuls(graph_path: Path, modules: Sequence[str]) -> dict[str, list[s
 
 def quantize_int8(fp32_path: Path, output_path: Path, settings: QuantizationSettings = DEFAULT_QUANTIZATION) -> list[str]:
     """Quantise `fp32_path` into `output_path`; returns the modules kept in fp32."""
-
     kept = {module: nodes for module, nodes in module_matmuls(fp32_path, settings.keep_fp32).items() if nodes}
 
     # quantize_dynamic logs a warning that the model was not pre-processed: its pre-processing

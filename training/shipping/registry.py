@@ -26,12 +26,10 @@ from training.shipping.promotion import CHAMPION_ALIAS, PromotionDecision, Promo
 
 
 def _client():
-
     return MlflowClient()
 
 
 def champion_version(name: str = REGISTERED_MODEL_NAME, alias: str = CHAMPION_ALIAS) -> str | None:
-
     try:
         return str(_client().get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
@@ -57,7 +55,6 @@ def promote(
     tracking_uri: str | None = None,
 ) -> PromotionDecision:
     """Score challenger (default: latest version) and champion on `test_file`; move the alias if the policy allows."""
-
     tracking_uri = use_tracking_uri(tracking_uri)
     challenger_version = version or latest_version(name)
     current = champion_version(name, alias)
@@ -106,7 +103,6 @@ def summarize_versions(
     versions: list[str] | None, name: str = REGISTERED_MODEL_NAME, limit: int = 6, tracking_uri: str | None = None
 ) -> list[VersionSummary]:
     """The given versions (default: the newest `limit`), with their runs' logged metrics and params."""
-
     use_tracking_uri(tracking_uri)
     client = _client()
     registered = {str(v.version): v for v in client.search_model_versions(f"name = '{name}'")}

@@ -15,6 +15,7 @@ import numpy as np
 
 from training.errors import ModelLoadError
 from training.inference.baseline_model import BASELINE_FILE, BaselineBackend, BaselineModel
+from training.inference.batching import token_ids
 from training.inference.blend_backend import BlendBackend
 from training.inference.heads import HeadPrediction, HeadSpec
 from training.inference.model_dir import CONFIG_FILE, read_transformer_config
@@ -177,4 +178,4 @@ class Predictor:
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text as the transformer reads it (special tokens in, truncated to its max length)."""
         backend = self.transformer_backend()
-        return [len(ids) for ids in backend.tokenizer(list(texts), truncation=True, max_length=backend.max_length)["input_ids"]]
+        return [len(ids) for ids in token_ids(backend.tokenizer, texts, backend.max_length)]

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 from data.errors import UserError
 from data.taxonomy import Taxonomy
 from training.inference.predict import Predictor
-from training.mlflow_access import MLFLOW_URI_PREFIXES, local_model_dir, model_version_of, use_tracking_uri
+from training.mlflow_access import (
+    MLFLOW_URI_PREFIXES,
+    local_model_dir,
+    model_version_of,
+    recorded_serving_runtime,
+    use_tracking_uri,
+)
 
 if TYPE_CHECKING:
     from training.inference.predict import Predictor
@@ -38,14 +44,23 @@ def pin_model(source: str, tracking_uri: str | None = None) -> tuple[str, str]:
     return str(path), path.name
 
 
+def serving_runtime_for(source: str) -> str:
+    """The runtime a registry version was measured best served with (its serving_runtime tag), for a
+    models:/ URI; torch for anything else."""
+    return recorded_serving_runtime(source) or "torch"
+
+
 class ModelMismatchError(UserError, RuntimeError):
     """The loaded model does not predict the taxonomy the service validates against."""
 
 
-def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str = "torch",
+def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str | None = "torch",
                            threads: int | None = None) -> Predictor:
     """The Predictor of `source` run by `runtime` (torch, onnx, onnx-int8: see training/inference/predict.py)
-    on `threads` threads (default: every core), checked against the taxonomy the service validates with."""
+    on `threads` threads (default: every core), checked against the taxonomy the service validates with.
+    runtime None: the one recorded on the registry version (`serving_runtime_for`), else torch."""
+    if runtime is None:
+        runtime = serving_runtime_for(source)
     if threads is not None:
         import torch  # here: an ONNX or TF-IDF server never loads torch (2 s, 230 MB)
 

@@ -65,7 +65,7 @@ from serving.schemas import (
     TextPrediction,
 )
 from serving.security import CURRENT_CLIENT, RequestGuard
-from serving.settings import ServingSettings, classifier_workers_from_env
+from serving.settings import CLASSIFIER_SERVICE_NAME, ServingSettings, classifier_workers_from_env
 from serving.store import PredictionStore, StoreUnavailable
 
 # Adaptive batching of the Classifier. A batch of 64 posts takes about 0.8 s on 2 CPU cores;
@@ -123,7 +123,7 @@ def _rejection(exc: RequestRejected) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-@bentoml.service(name="smista_classifier", workers=classifier_workers_from_env(), traffic={"timeout": REQUEST_TIMEOUT_S},
+@bentoml.service(name=CLASSIFIER_SERVICE_NAME, workers=classifier_workers_from_env(), traffic={"timeout": REQUEST_TIMEOUT_S},
                  runner_connection=CLASSIFIER_CONNECTION, logging=edge.SERVICE_LOGGING)
 class Classifier:
     """Loads the Predictor once and classifies batches of texts (internal: the Router calls it)."""

@@ -5,7 +5,7 @@ environment.
 | variable | field |
 |---|---|
 | SMISTA_MODEL | model |
-| SMISTA_RUNTIME | runtime (torch, onnx, onnx-int8) |
+| SMISTA_RUNTIME | runtime (torch, onnx, onnx-int8; unset: the one recorded on the model version, else torch) |
 | SMISTA_TAXONOMY | taxonomy_path |
 | SMISTA_ROUTING_CONFIG | routing_config_path |
 | SMISTA_DATABASE_URL | database_url |
@@ -59,6 +59,11 @@ _FIELD_TO_VARIABLE = {
 ClassifierWorkers = Annotated[int, Field(ge=1, le=64)]
 
 
+# The Classifier service's name: bentoml names its workers' processes after it (`--service-name`),
+# which is how the speed bench finds the Classifier worker's memory among the server's processes.
+CLASSIFIER_SERVICE_NAME = "smista_classifier"
+
+
 class SettingsError(UserError, ValueError):
     """A SMISTA_* variable is invalid or missing; the message names it."""
 
@@ -70,11 +75,12 @@ class ServingSettings(BaseModel):
         default=DEFAULT_MODEL,
         description="Model to serve: a local model directory or an MLflow URI (models:/name@alias, runs:/id/model).",
     )
-    runtime: Runtime = Field(
-        default="torch",
+    runtime: Runtime | None = Field(
+        default=None,
         description="How the Classifier runs a transformer model: torch (as trained), onnx (the ONNX export, fp32, "
         "onnxruntime) or onnx-int8 (the export dynamically quantised to int8). A missing or stale export is made "
-        "when the service starts. A TF-IDF baseline accepts only torch.",
+        "when the service starts. A TF-IDF baseline accepts only torch. Unset: the runtime recorded on the "
+        "registry version (`smista models check-runtime --choose`), else torch.",
     )
     taxonomy_path: Path = Field(default=DEFAULT_TAXONOMY_PATH, description="Taxonomy YAML file.")
     routing_config_path: Path = Field(default=DEFAULT_ROUTING_PATH, description="Routing rules YAML file.")
@@ -157,7 +163,7 @@ class ServingSettings(BaseModel):
     def describe(self) -> str:
         """One line for the start-up log: what is served and where, never the keys."""
         return (
-            f"model={self.model} runtime={self.runtime} taxonomy={self.taxonomy_path} routing={self.routing_config_path} "
+            f"model={self.model} runtime={self.runtime or 'recorded on the model version, else torch'} taxonomy={self.taxonomy_path} routing={self.routing_config_path} "
             f"database={_redacted_url(self.database_url)} api_keys={len(self.api_keys)} "
             f"require_api_key={self.require_api_key} max_posts_per_request={self.max_posts_per_request} "
             f"max_request_bytes={self.max_request_bytes} max_text_chars={self.max_text_chars} "
@@ -169,7 +175,6 @@ class ServingSettings(BaseModel):
         result to a child process's environment, never to a log)."""
         env = {
             "SMISTA_MODEL": self.model,
-            "SMISTA_RUNTIME": self.runtime,
             "SMISTA_TAXONOMY": str(self.taxonomy_path),
             "SMISTA_ROUTING_CONFIG": str(self.routing_config_path),
             "SMISTA_DATABASE_URL": self.database_url,
@@ -181,6 +186,8 @@ class ServingSettings(BaseModel):
             "SMISTA_CLASSIFIER_WORKERS": str(self.classifier_workers),
             "SMISTA_DATABASE_LOCK_TIMEOUT_S": str(self.database_lock_timeout_s),
         }
+        if self.runtime is not None:
+            env["SMISTA_RUNTIME"] = self.runtime
         if self.api_keys:
             env["SMISTA_API_KEYS"] = ",".join(key.get_secret_value() for key in self.api_keys)
         return env

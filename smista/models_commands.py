@@ -67,10 +67,17 @@ def register(groups: argparse._SubParsersAction) -> None:
         "head). Macro-F1 against the gold labels (training/evaluation/evaluate.py), with the difference to torch.",
     )
     check.add_argument("--model", required=True, help="Model directory or MLflow URI.")
-    check.add_argument("--posts", required=True, help="Labelled JSONL posts (e.g. build/dataset/test.jsonl).")
+    check.add_argument("--posts", required=True, nargs="+",
+                       help="Labelled JSONL posts (e.g. build/dataset/test.jsonl); several files are scored together.")
     check.add_argument("--taxonomy", default=str(DEFAULT_TAXONOMY_PATH),
                        help="Taxonomy YAML the posts are labelled with (default: configs/taxonomy.yaml; benchmark data sets have their own).")
     check.add_argument("--batch-size", type=int, default=32, help="Posts per model call (default: 32).")
     check.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for a models:/ or runs:/ URI.")
     check.add_argument("--json-output", default=None, help="Also write the comparison as JSON here.")
+    check.add_argument("--choose", action="store_true",
+                       help="Record the fastest runtime whose macro-F1 is within --max-f1-drop of torch's on every head on "
+                            "the registry version (tag serving_runtime): `smista serve` then uses it when no runtime is named. "
+                            "Needs a models:/ URI.")
+    check.add_argument("--max-f1-drop", type=float, default=0.005,
+                       help="With --choose: largest macro-F1 drop from torch accepted on any head (default: 0.005).")
     check.set_defaults(handler="smista.models_handlers.cmd_check_runtime")

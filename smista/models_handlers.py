@@ -8,14 +8,20 @@ from pathlib import Path
 
 from data.taxonomy import load_taxonomy
 from smista.arguments import dataclass_from_args
-from training.errors import ModelLoadError
-from training.evaluation.runtime_check import compare_runtimes
+from training.errors import ModelLoadError, RegistryError
+from training.evaluation.runtime_check import compare_runtimes, fastest_faithful_runtime
 from training.inference.baseline_model import BASELINE_FILE
 from training.inference.onnx_export import default_onnx_dir, ensure_export, export_model, stale_reason
 from training.labelled_posts import read_labelled_posts
 from training.mlflow_access import MLFLOW_URI_PREFIXES, download_model, local_model_dir
 from training.shipping.promotion import PromotionPolicy
-from training.shipping.registry import format_comparison, promote, summarize_versions
+from training.shipping.registry import (
+    SERVING_RUNTIME_TAG,
+    format_comparison,
+    promote,
+    record_serving_runtime,
+    summarize_versions,
+)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -72,13 +78,23 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 def cmd_check_runtime(args: argparse.Namespace) -> int:
     taxonomy = load_taxonomy(args.taxonomy)
-    posts = read_labelled_posts(args.posts, taxonomy)
+    posts = [post for path in args.posts for post in read_labelled_posts(path, taxonomy)]
+    if args.choose and not args.model.startswith("models:/"):
+        raise RegistryError(f"--choose records the runtime on a registry version: give a models:/ URI, not {args.model!r}")
     comparison = compare_runtimes(args.model, posts, tracking_uri=args.tracking_uri, batch_size=args.batch_size,
-                                  split=str(args.posts))
+                                  split=" + ".join(args.posts))
     print(comparison.format_table())
     if args.json_output:
         Path(args.json_output).write_text(json.dumps(comparison.to_dict(), indent=2), encoding="utf-8")
         print(f"Written to {args.json_output}")
+    if args.choose:
+        runtime, reasons = fastest_faithful_runtime(comparison, args.max_f1_drop)
+        name, _, version = comparison.model_version.partition("/")
+        why = f"{len(posts)} posts of {' + '.join(args.posts)}: " + "; ".join(reasons)
+        record_serving_runtime(name, version, runtime, why)
+        print(f"\nServing runtime of {name} version {version}: {runtime} (recorded as its {SERVING_RUNTIME_TAG} tag)")
+        for reason in reasons:
+            print(f"  {reason}")
     return 0
 
 

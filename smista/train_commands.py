@@ -1,5 +1,6 @@
-"""`smista train`: train one model (transformer or TF-IDF baseline) from a recipe (arguments; what it
-does is in smista/train_handlers.py)."""
+"""`smista train`: train one model (transformer, TF-IDF baseline or distilled student) from a recipe;
+`smista distill`: distil a trained model into a smaller one (arguments; what they do is in
+smista/train_handlers.py)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,29 @@ def register(groups: argparse._SubParsersAction) -> None:
     command.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: recipe, $MLFLOW_TRACKING_URI, sqlite:///mlruns/mlflow.db).")
     command.add_argument("--no-register", action="store_true", help="Log the run but do not add a registry version.")
     command.set_defaults(handler="smista.train_handlers.cmd_train")
+
+
+def register_distill(groups: argparse._SubParsersAction) -> None:
+    command = groups.add_parser(
+        "distill",
+        help="Distil a trained model into a smaller student (fewer of its layers) and register it.",
+        description="Train a student made of some of the teacher's encoder layers on the teacher's soft labels "
+        "(recipe kind distillation, default configs/train/distill.yaml), then evaluate, log, register and compare it "
+        "like any run; the teacher is recorded on the run and the registry version.",
+    )
+    command.add_argument("--teacher", default=None,
+                         help="Model directory or MLflow URI to distil, e.g. models:/smista-classifier@champion "
+                              "(default: the recipe's distillation.teacher).")
+    command.add_argument("--recipe", default="configs/train/distill.yaml", help="Recipe of kind distillation (default: configs/train/distill.yaml).")
+    command.add_argument("--layers", default=None, metavar="I,J,...",
+                         help="Teacher layers (0-based) the student keeps, e.g. 2,5,8,11 (default: the recipe's).")
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="Override a recipe field, dotted, value read as YAML; repeatable.")
+    command.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: recipe, $MLFLOW_TRACKING_URI, sqlite:///mlruns/mlflow.db).")
+    command.add_argument("--no-register", action="store_true", help="Log the run but do not add a registry version.")
+    command.set_defaults(handler="smista.train_handlers.cmd_distill")
+
+
+def register_all(groups: argparse._SubParsersAction) -> None:
+    register(groups)
+    register_distill(groups)

@@ -20,8 +20,10 @@ def test_the_three_recipes_ship():
 def test_every_recipe_fits_the_schema(path):
     recipe = load_recipe(path)
     assert isinstance(recipe, TrainRecipe)
-    settings = recipe.transformer if recipe.kind == "transformer" else recipe.baseline
+    settings = recipe.baseline if recipe.kind == "tfidf_baseline" else recipe.transformer
     assert settings is not None
+    if recipe.kind == "distillation":
+        assert recipe.distillation is not None and recipe.transformer.base_model is None
 
 
 def test_every_schema_field_has_help_text():
@@ -63,7 +65,7 @@ def write(tmp_path, text: str) -> Path:
         ("name: x\nkind: transformer\nbaseline: {}\n", "kind 'transformer' needs a 'transformer:' section"),
         ("name: x\nkind: tfidf_baseline\nbaseline: {C: 1}\ntransformer: {from_scratch: {}}\n",
          "does not use a 'transformer:' section"),
-        ("name: x\nkind: svm\n", "kind: Input should be 'transformer' or 'tfidf_baseline'"),
+        ("name: x\nkind: svm\n", "kind: Input should be 'transformer', 'tfidf_baseline' or 'distillation'"),
         ("name: x\nkind: tfidf_baseline\nbaseline: {char_ngram_range: [5, 2]}\n", "char_ngram_range must be (min, max)"),
         ("name: x\nkind: transformer\ntransformer: {from_scratch: {hidden_size: 30, num_attention_heads: 4}}\n",
          "num_attention_heads (4) must divide hidden_size (30)"),

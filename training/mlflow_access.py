@@ -101,6 +101,17 @@ def model_version_of(uri: str) -> str:
     return uri
 
 
+def recorded_serving_runtime(uri: str) -> str | None:
+    """The runtime recorded on a registry version (tag serving_runtime, set by `smista models
+    check-runtime --choose`) for a models:/ URI; None for anything else or an untagged version."""
+    from mlflow import MlflowClient  # lazy: see the module docstring
+
+    if not uri.startswith("models:/"):
+        return None
+    name, _, number = model_version_of(uri).partition("/")
+    return MlflowClient().get_model_version(name, number).tags.get("serving_runtime")
+
+
 def download_model(uri: str, tracking_uri: str | None = None) -> tuple[Path, str]:
     """(local model directory, model version) for an MLflow model URI."""
     import mlflow  # lazy: see the module docstring

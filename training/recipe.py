@@ -215,7 +215,8 @@ class TransformerSettings(StrictConfig):
 
     @model_validator(mode="after")
     def _one_encoder_source(self) -> TransformerSettings:
-        if (self.base_model is None) == (self.from_scratch is None):
+        # Both unset is left to TrainRecipe: a distillation's student starts from its teacher.
+        if self.base_model is not None and self.from_scratch is not None:
             raise ValueError("set exactly one of base_model (a pretrained encoder) and from_scratch (a tiny random one)")
         if self.extend_vocabulary and self.from_scratch is not None:
             raise ValueError("extend_vocabulary applies to a base_model; from_scratch learns its vocabulary anyway")
@@ -247,6 +248,63 @@ class BaselineSettings(StrictConfig):
         return self
 
 
+class DistillationSettings(StrictConfig):
+    """A student made of some of a trained teacher's layers, trained to give the teacher's answers."""
+
+    teacher: str = Field(
+        min_length=1,
+        description="The trained smista model to distil: a model directory or an MLflow URI "
+        "(models:/smista-classifier@champion, models:/smista-classifier/3, runs:/<id>/model). Its tokenizer, "
+        "pooling, max_length and taxonomy become the student's; with a TF-IDF blend, only its transformer is "
+        "distilled (the student gets its own blend when transformer.blend_tfidf is set).",
+    )
+    layers: list[int] | None = Field(
+        default=None,
+        description="The teacher's encoder layers (0-based, increasing) that the student starts from, in order. "
+        "None: num_layers of them spread evenly, the last one included.",
+    )
+    num_layers: int = Field(default=4, ge=1, description="Student layers when layers is unset.")
+    temperature: float = Field(
+        default=2.0, gt=0, description="Both models' logits are divided by this before the soft loss: a higher value "
+        "shows the student more of how the teacher ranks the wrong classes.",
+    )
+    soft_weight: float = Field(
+        default=0.8, ge=0, le=1, description="Share of the soft (teacher) loss in the total; the rest is the usual "
+        "loss on the gold labels of the labelled posts.",
+    )
+    augmented_copies: int = Field(
+        default=2, ge=0, description="Perturbed copies of each training post (words dropped, swapped, or a part of "
+        "another training post joined), labelled by the teacher only: more of its decisions to learn from, "
+        "never a validation or test post.",
+    )
+    extra_texts: list[str] = Field(
+        default_factory=list,
+        description="Files of unlabelled posts that the teacher labels for the student: .jsonl with a \"text\" field "
+        "per line, or plain text with one post per line. Texts equal to a validation, test or held-out post are left out.",
+    )
+    teacher_batch_size: int = Field(default=64, ge=1, description="Posts per batch when the teacher labels the texts.")
+
+    @model_validator(mode="after")
+    def _layers_increasing(self) -> DistillationSettings:
+        if self.layers is not None:
+            if not self.layers or any(layer < 0 for layer in self.layers) or self.layers != sorted(set(self.layers)):
+                raise ValueError(f"layers must be distinct, increasing, >= 0 teacher layer indices, got {self.layers}")
+        return self
+
+    def student_layers(self, teacher_layers: int) -> list[int]:
+        """The teacher layers the student starts from; RecipeError when they do not exist in the teacher."""
+        if self.layers is not None:
+            if self.layers[-1] >= teacher_layers:
+                raise RecipeError(f"distillation.layers {self.layers}: the teacher has layers 0 to {teacher_layers - 1}")
+            return list(self.layers)
+        if self.num_layers > teacher_layers:
+            raise RecipeError(f"distillation.num_layers {self.num_layers}: the teacher has only {teacher_layers} layers")
+        # Evenly spaced, ending at the last layer (whose output the heads were trained on):
+        # 4 of 12 -> 2, 5, 8, 11.
+        step = teacher_layers / self.num_layers
+        return [round(step * (index + 1)) - 1 for index in range(self.num_layers)]
+
+
 class TrackingSettings(StrictConfig):
     tracking_uri: str | None = Field(
         default=None,
@@ -273,9 +331,10 @@ class TrackingSettings(StrictConfig):
 
 class TrainRecipe(StrictConfig):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Run name prefix (letters, digits, _ . -).")
-    kind: Literal["transformer", "tfidf_baseline"] = Field(
+    kind: Literal["transformer", "tfidf_baseline", "distillation"] = Field(
         description="transformer: fine-tune a shared encoder with one head per field; tfidf_baseline: TF-IDF + "
-        "a linear model per field."
+        "a linear model per field; distillation: a smaller transformer (fewer of a trained teacher's layers) "
+        "trained on the teacher's soft labels (transformer: for its training settings, distillation: for the rest)."
     )
     seed: int = Field(default=42, description="Seed of initialisation, shuffling and dropout.")
     output_dir: str = Field(
@@ -284,6 +343,7 @@ class TrainRecipe(StrictConfig):
     data: DataSettings = Field(default_factory=DataSettings, description="Where the posts come from.")
     transformer: TransformerSettings | None = Field(default=None, description="Settings of kind transformer.")
     baseline: BaselineSettings | None = Field(default=None, description="Settings of kind tfidf_baseline.")
+    distillation: DistillationSettings | None = Field(default=None, description="Teacher and student of kind distillation.")
     tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="MLflow tracking and registry.")
     primary_head: str = Field(
         default="intent", description="Head whose validation macro-F1 selects the best epoch and that promote ranks by."
@@ -291,11 +351,26 @@ class TrainRecipe(StrictConfig):
 
     @model_validator(mode="after")
     def _settings_match_kind(self) -> TrainRecipe:
-        wanted, other = ("transformer", "baseline") if self.kind == "transformer" else ("baseline", "transformer")
-        if getattr(self, wanted) is None:
-            raise ValueError(f"kind {self.kind!r} needs a '{wanted}:' section")
-        if getattr(self, other) is not None:
-            raise ValueError(f"kind {self.kind!r} does not use a '{other}:' section; remove it")
+        wanted = {"transformer": {"transformer"}, "tfidf_baseline": {"baseline"},
+                  "distillation": {"transformer", "distillation"}}[self.kind]
+        for section in ("transformer", "baseline", "distillation"):
+            present = getattr(self, section) is not None
+            if section in wanted and not present:
+                raise ValueError(f"kind {self.kind!r} needs a '{section}:' section")
+            if section not in wanted and present:
+                raise ValueError(f"kind {self.kind!r} does not use a '{section}:' section; remove it")
+        if self.transformer is None:
+            return self
+        has_source = self.transformer.base_model is not None or self.transformer.from_scratch is not None
+        if self.kind == "transformer" and not has_source:
+            raise ValueError("set exactly one of base_model (a pretrained encoder) and from_scratch (a tiny random one)")
+        if self.kind == "distillation":
+            if has_source:
+                raise ValueError("kind 'distillation': the student starts from its teacher's layers; remove "
+                                 "transformer.base_model / transformer.from_scratch")
+            if self.transformer.extend_vocabulary or self.transformer.domain_adaptation is not None:
+                raise ValueError("kind 'distillation': the student reads its teacher's vocabulary; remove "
+                                 "transformer.extend_vocabulary / transformer.domain_adaptation")
         return self
 
     def resolved_tracking_uri(self) -> str:

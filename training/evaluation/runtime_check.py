@@ -96,3 +96,20 @@ def compare_runtimes(model: str, posts: Sequence[Post], runtimes: Sequence[str] 
             },
         )
     return comparison
+
+
+def fastest_faithful_runtime(comparison: RuntimeComparison, max_f1_drop: float) -> tuple[str, list[str]]:
+    """(runtime, why): the runtime with the most posts/s whose macro-F1 on every head is at most
+    `max_f1_drop` below torch's on the compared posts. Torch, the reference, always qualifies."""
+    reference = comparison.runtimes["torch"]
+    reasons, faithful = [], []
+    for name, report in comparison.runtimes.items():
+        drops = {head: reference.macro_f1[head] - report.macro_f1[head] for head in comparison.heads}
+        worst = max(drops, key=drops.get)
+        if drops[worst] <= max_f1_drop:
+            faithful.append(name)
+            reasons.append(f"{name}: {report.posts_per_second:.1f} posts/s, largest macro-F1 drop {drops[worst]:+.3f} ({worst})")
+        else:
+            reasons.append(f"{name}: left out, {worst} macro-F1 {drops[worst]:.3f} below torch (allowed {max_f1_drop:.3f})")
+    chosen = max(faithful, key=lambda name: comparison.runtimes[name].posts_per_second)
+    return chosen, reasons

@@ -26,13 +26,20 @@ class PromotionPolicy:
     tolerance: float = field(
         default=0.02, metadata={"help": "Largest drop of any head's macro-F1 accepted from the challenger."}
     )
+    student_tolerance: float = field(
+        default=0.015,
+        metadata={"help": "A student distilled from the champion (its registry tag teacher names the champion's "
+                          "version) may replace it without improving the primary metric, as long as no head's "
+                          "macro-F1 is more than this below the champion's: the same decisions, served faster."},
+    )
 
     def check(self, field_names: list[str]) -> None:
         known = [f"{name}_{metric_name}" for name in field_names for metric_name in HEAD_METRICS]
         if self.primary_metric not in known:
             raise RegistryError(f"primary_metric {self.primary_metric!r} is not one of: {', '.join(known)}")
-        if self.margin < 0 or self.tolerance < 0:
-            raise RegistryError(f"margin and tolerance must be >= 0, got {self.margin} and {self.tolerance}")
+        if self.margin < 0 or self.tolerance < 0 or self.student_tolerance < 0:
+            raise RegistryError(f"margin, tolerance and student_tolerance must be >= 0, got {self.margin}, "
+                                f"{self.tolerance} and {self.student_tolerance}")
 
 
 @dataclass
@@ -50,10 +57,15 @@ def test_metrics(report) -> dict[str, float]:
     return {f"{name}_{metric}": getattr(head, metric) for name, head in report.heads.items() for metric in HEAD_METRICS}
 
 
-def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | None, policy: PromotionPolicy) -> PromotionDecision:
-    """Pure rule: primary metric up by >= margin (and strictly up), no head's macro-F1 down by > tolerance."""
+def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | None, policy: PromotionPolicy,
+                     student_of_champion: bool = False) -> PromotionDecision:
+    """Pure rule: primary metric up by >= margin (and strictly up), no head's macro-F1 down by >
+    tolerance. A student of the champion (`student_of_champion`) instead needs no gain, and no head
+    down by more than student_tolerance."""
     if champion is None:
         return PromotionDecision(True, ["no current champion: first promotion"], challenger, None)
+    if student_of_champion:
+        return _decide_for_student(challenger, champion, policy)
     reasons: list[str] = []
     allowed = True
     key = policy.primary_metric
@@ -66,15 +78,33 @@ def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | 
         )
     else:
         reasons.append(f"{key} {challenger[key]:.4f} vs champion {champion[key]:.4f}: {gain:+.4f} (margin {policy.margin:.4f})")
+    regressions = _head_regressions(challenger, champion, policy.tolerance)
+    return PromotionDecision(allowed and not regressions, reasons + regressions, challenger, champion)
+
+
+def _decide_for_student(challenger: dict[str, float], champion: dict[str, float], policy: PromotionPolicy) -> PromotionDecision:
+    regressions = _head_regressions(challenger, champion, policy.student_tolerance)
+    if regressions:
+        return PromotionDecision(False, ["a student of the champion must keep every head within "
+                                         f"{policy.student_tolerance:.4f} of it", *regressions], challenger, champion)
+    key = policy.primary_metric
+    return PromotionDecision(True, [
+        f"a student of the champion, every head's macro-F1 within {policy.student_tolerance:.4f} of it "
+        f"({key} {challenger[key]:.4f} vs {champion[key]:.4f}: {challenger[key] - champion[key]:+.4f})"
+    ], challenger, champion)
+
+
+def _head_regressions(challenger: dict[str, float], champion: dict[str, float], tolerance: float) -> list[str]:
+    """One reason per head whose macro-F1 is more than `tolerance` below the champion's."""
+    reasons = []
     for metric in sorted(k for k in challenger if k.endswith("_macro_f1")):
         if metric not in champion:
             continue
         drop = champion[metric] - challenger[metric]
-        if drop > policy.tolerance:
-            allowed = False
+        if drop > tolerance:
             head = metric.removesuffix("_macro_f1")
             reasons.append(
                 f"head {head} regresses: macro-F1 {challenger[metric]:.4f} vs champion {champion[metric]:.4f} "
-                f"({-drop:+.4f}, tolerance {policy.tolerance:.4f})"
+                f"({-drop:+.4f}, tolerance {tolerance:.4f})"
             )
-    return PromotionDecision(allowed, reasons, challenger, champion)
+    return reasons

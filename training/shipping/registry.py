@@ -1,7 +1,8 @@
 """The model registry: compare registered versions side by side, promote one to `champion`.
 
 Promotion is a decision with rules: the challenger must beat the current champion on the frozen
-test split by a margin on the primary metric, and no head may get worse beyond a tolerance. Both
+test split by a margin on the primary metric, and no head may get worse beyond a tolerance; a student
+distilled from the champion only has to stay within a (smaller) tolerance of it on every head. Both
 models are scored afresh on the same test file by the same evaluation code, so the comparison does
 not depend on what either run happened to log. Only aliases are used (registry stages are
 deprecated in MLflow).
@@ -79,13 +80,31 @@ def promote(
         champion = Predictor.load(f"models:/{name}/{current}", tracking_uri=tracking_uri)
         check_taxonomy_matches(champion, taxonomy)
         champion_metrics = test_metrics(evaluate_posts(champion, posts, f"test ({test_file})"))
-    decision = decide_promotion(challenger_metrics, champion_metrics, policy)
+    decision = decide_promotion(challenger_metrics, champion_metrics, policy,
+                                student_of_champion=current is not None and teacher_of(name, challenger_version) == f"{name}/{current}")
     decision.challenger_version, decision.champion_version = challenger_version, current
     if decision.allowed:
         client = _client()
         client.set_registered_model_alias(name, alias, challenger_version)
         client.set_model_version_tag(name, challenger_version, "promoted_over", current or "none")
     return decision
+
+
+def teacher_of(name: str, version: str) -> str | None:
+    """The registry version a distilled model was taught by ("smista-classifier/3"), from its
+    version tag `teacher`; None for a model trained on labels alone."""
+    return _client().get_model_version(name, version).tags.get("teacher")
+
+
+SERVING_RUNTIME_TAG = "serving_runtime"
+
+
+def record_serving_runtime(name: str, version: str, runtime: str, why: str) -> None:
+    """Tag a registry version with the runtime it should be served with (`smista serve` uses it when
+    no runtime is named) and the measurement behind the choice."""
+    client = _client()
+    client.set_model_version_tag(name, version, SERVING_RUNTIME_TAG, runtime)
+    client.set_model_version_tag(name, version, f"{SERVING_RUNTIME_TAG}_why", why[:5000])
 
 
 @dataclass

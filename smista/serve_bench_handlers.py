@@ -28,6 +28,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         url=args.url,
         model=args.model,
+        plain_model=args.plain_model,
         api_key=os.environ.get("SMISTA_API_KEY"),
         server_pid=args.server_pid,
         texts_glob=args.posts,

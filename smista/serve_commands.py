@@ -78,6 +78,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--url", default=None, help="A running endpoint, e.g. http://127.0.0.1:3000 (default: start one).")
     bench.add_argument("--model", default=DEFAULT_MODEL, help="The model the endpoint serves (for the plain loop, and for the server started here).")
+    bench.add_argument("--plain-model", default=None,
+                       help="The model the plain loop runs instead of --model, e.g. the teacher of a distilled student "
+                            "(default: --model).")
     bench.add_argument("--server-pid", type=int, default=None, help="Pid of the running `bentoml serve`, to measure its memory.")
     bench.add_argument("--posts", default="data/seed/*.jsonl", help="JSONL files whose texts are sent (default: the seed posts).")
     bench.add_argument("--light-requests", type=int, default=300, help="Sequential single-post requests (latency).")

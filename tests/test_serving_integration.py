@@ -408,7 +408,9 @@ def test_bench_rounds_measure_side_by_side_servers_in_rotating_order(model_dir, 
     from benchmarks.speed.bench import BenchConfig, run_benchmark
 
     shutil.copytree(model_dir, tmp_path / "model")
-    config = BenchConfig(model=str(tmp_path / "model"), runtimes=("torch", "onnx-int8"), rounds=2, ceiling=False,
+    shutil.copytree(model_dir, tmp_path / "plain-model")  # stands for the teacher of a served student
+    config = BenchConfig(model=str(tmp_path / "model"), plain_model=str(tmp_path / "plain-model"),
+                         runtimes=("torch", "onnx-int8"), rounds=2, ceiling=False,
                          light_requests=5, concurrent_requests=8, concurrency=2, batch_requests=2, plain_posts=10,
                          phase_seconds=30)
     progress: list[str] = []
@@ -420,6 +422,11 @@ def test_bench_rounds_measure_side_by_side_servers_in_rotating_order(model_dir, 
     assert {name: len(rates) for name, rates in result.rounds.items()} == {"torch": 2, "onnx-int8": 2, "plain": 2}
     assert all(rate > 0 for rates in result.rounds.values() for rate in rates)
     assert "onnx-int8: batched_over_torch_batched, median of 2 rounds" in result.ratios
+    assert {name: len(rates) for name, rates in result.concurrent_rounds.items()} == {"torch": 2, "onnx-int8": 2}
+    assert "onnx-int8: concurrent_over_plain, median of 2 rounds" in result.ratios
+    assert result.plain_model_version == "plain-model" and result.model_version == "model"
+    for endpoint in result.endpoints.values():  # the Classifier worker found among the server's processes
+        assert 0 < endpoint.classifier_peak_rss_mb < endpoint.server_peak_rss_mb
     round_two = progress[progress.index(next(line for line in progress if line.startswith("rounds 2-2"))):]
     assert [line.split(": ", 1)[1] for line in round_two if line.startswith("round 2 of 2")] == ["onnx-int8", "plain", "torch"]
     # Both servers started before the round's first measurement, and only once for the rounds.

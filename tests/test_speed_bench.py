@@ -56,22 +56,28 @@ def test_the_report_has_a_row_per_runtime_and_the_ceiling():
         runtime: EndpointResult(runtime=runtime, model_version="model", light_load=summary(pps, 0.2),
                                 concurrent_single=summary(pps * 2), batched=summary(pps * 3, 0.6),
                                 route_light_load=summary(pps), light_after_load=summary(pps),
-                                server_peak_rss_mb=900.0, server_processes=3, startup_seconds=12.0)
+                                server_peak_rss_mb=900.0, server_processes=3, startup_seconds=12.0,
+                                classifier_peak_rss_mb=450.0)
         for runtime, pps in (("torch", 30.0), ("onnx", 40.0), ("onnx-int8", 55.0))
     }
     ceiling = Ceiling(linear_params_per_token=10_616_832, head_params=10_752, layers=6, attention_width=384,
                       mean_tokens=60.0, flops_per_post=1.33e9, matmul_gflops=150.0, matmul_gflops_median=140.0,
                       matmul_size=2048, matmul_threads=2, posts_per_second=112.8)
     result = BenchResult(machine="2 cores", model="m", model_version="model", endpoints=endpoints,
-                         plain=summary(50.0, 0.44), plain_process_peak_rss_mb=500.0, concurrency=16, batch_size=64,
+                         plain=summary(50.0, 0.44), plain_model="teacher-dir", plain_model_version="teacher",
+                         plain_process_peak_rss_mb=500.0, concurrency=16, batch_size=64,
                          ceiling=ceiling, export_seconds=18.0, load_average={"start": [0.1, 0.2, 0.3], "end": [1.0, 0.5, 0.3]},
                          ratios={"onnx-int8: batched_over_torch_batched": 1.83},
-                         rounds={"torch": [90.0, 85.0], "onnx-int8": [165.0, 160.0], "plain": [50.0, 48.0]})
+                         rounds={"torch": [90.0, 85.0], "onnx-int8": [165.0, 160.0], "plain": [50.0, 48.0]},
+                         concurrent_rounds={"torch": [60.0, 62.0], "onnx-int8": [110.0, 111.0]})
     text = format_result(result)
     for title in ("torch fp32", "onnx fp32", "onnx int8"):
         assert f"{title}: /classify, 1 post, 1 client (light load)" in text
         assert f"{title}: /classify, 64 posts per request" in text
-    assert "plain transformers loop, 1 post at a time (torch fp32)" in text
+    assert "plain loop's model: teacher-dir (teacher)" in text
+    assert "plain transformers loop of teacher, 1 post at a time (torch fp32)" in text
+    assert "peak RSS 900.0 MB over 3 processes, Classifier worker 450.0 MB" in text
+    assert "rounds, onnx int8, 1 post, 16 concurrent clients: 110.0 / 111.0 posts/s" in text
     assert "fp32 matmul: 150.0 GFLOP/s best" in text and "ceiling 112.8 posts/s" in text
     assert "60.0%" in text and "20.0%" in text and "load average" in text and "ONNX export" in text
     assert "rounds, onnx int8, 64/request: 165.0 / 160.0 posts/s" in text
@@ -93,6 +99,9 @@ def test_round_ratios_are_medians_of_each_rounds_own_ratios():
     skewed = {"torch": [80.0, 40.0, 80.0], "onnx-int8": [120.0, 60.0, 120.0], "plain": [60.0, 30.0, 60.0]}
     assert round_ratios(skewed)["onnx-int8: batched_over_torch_batched, median of 3 rounds"] == 1.5
     assert round_ratios({}) == {}
+    # The concurrent single-post phase, against the same rounds of the plain loop.
+    concurrent = round_ratios({"onnx-int8": [80.0, 100.0, 120.0], "plain": [40.0, 50.0, 60.0]}, phase="concurrent")
+    assert concurrent == {"onnx-int8: concurrent_over_plain, median of 3 rounds": 2.0}
 
 
 def test_round_order_rotates_by_one_each_round():

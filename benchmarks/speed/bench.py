@@ -41,6 +41,7 @@ import psutil
 from data.errors import UserError
 from data.locations import PROJECT_DIR
 from serving.local_server import LocalServer
+from serving.settings import CLASSIFIER_SERVICE_NAME
 from training.errors import ModelLoadError
 from training.inference.compute_cost import model_flops, model_shape
 from training.inference.onnx_export import default_onnx_dir, ensure_export
@@ -60,6 +61,9 @@ class BenchError(UserError, RuntimeError):
 class BenchConfig:
     url: str | None = None                 # a running endpoint; None: start one on a free loopback port
     model: str = "models:/smista-classifier@champion"
+    # The model the plain loop runs (None: `model`): e.g. the teacher of a distilled student that the
+    # endpoint serves, so the ratios say what serving the student gains over running the teacher plainly.
+    plain_model: str | None = None
     api_key: str | None = None
     server_pid: int | None = None          # for memory, when the endpoint was started elsewhere
     texts_glob: str = SEED_GLOB
@@ -110,6 +114,7 @@ class EndpointResult:
     server_peak_rss_mb: float | None
     server_processes: int | None
     startup_seconds: float | None = None
+    classifier_peak_rss_mb: float | None = None   # the largest Classifier worker process alone
 
 
 @dataclass
@@ -142,6 +147,8 @@ class BenchResult:
     model_version: str
     endpoints: dict[str, EndpointResult]     # runtime -> its server's phases
     plain: LatencySummary
+    plain_model: str
+    plain_model_version: str
     plain_process_peak_rss_mb: float
     concurrency: int
     batch_size: int
@@ -149,8 +156,10 @@ class BenchResult:
     export_seconds: float | None = None      # ONNX export made before the servers started (None: none needed)
     load_average: dict[str, list[float]] = field(default_factory=dict)   # "start", "end": 1/5/15-minute
     ratios: dict[str, float] = field(default_factory=dict)
-    # With rounds > 1: posts/s of every round's 64-post phase per runtime, and of the plain loop ("plain").
+    # With rounds > 1: posts/s of every round's 64-post phase per runtime, and of the plain loop ("plain");
+    # and of every round's concurrent single-post phase per runtime.
     rounds: dict[str, list[float]] = field(default_factory=dict)
+    concurrent_rounds: dict[str, list[float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,6 +198,8 @@ class MemorySampler:
         self._root = psutil.Process(pid)
         self.peak_bytes = 0
         self.processes = 0
+        self.classifier_peak_bytes = 0   # the largest single process that runs the Classifier service
+        self._roles: dict[int, bool] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -207,7 +218,10 @@ class MemorySampler:
                 total = 0
                 for process in tree:
                     try:
-                        total += process.memory_info().rss
+                        rss = process.memory_info().rss
+                        if self._is_classifier(process):
+                            self.classifier_peak_bytes = max(self.classifier_peak_bytes, rss)
+                        total += rss
                     except psutil.NoSuchProcess:
                         continue
             except psutil.NoSuchProcess:
@@ -215,6 +229,16 @@ class MemorySampler:
             self.peak_bytes = max(self.peak_bytes, total)
             self.processes = max(self.processes, len(tree))
             self._stop.wait(0.05)
+
+
+    def _is_classifier(self, process: psutil.Process) -> bool:
+        """Whether `process` is a worker of the Classifier service: bentoml starts each service's
+        workers with `--service-name <name>` on their command line."""
+        if process.pid not in self._roles:
+            command = process.cmdline()
+            self._roles[process.pid] = any(
+                flag == "--service-name" and name == CLASSIFIER_SERVICE_NAME for flag, name in zip(command, command[1:]))
+        return self._roles[process.pid]
 
 
 async def _load(url: str, headers: dict[str, str], bodies: Sequence[dict], concurrency: int,
@@ -370,12 +394,13 @@ def export_for_bench(predictor: Predictor, runtimes: Sequence[str]) -> float | N
 
 
 def _endpoint_result(runtime: str, endpoint: dict[str, Any], peak: float | None, processes: int | None,
-                     startup: float | None) -> EndpointResult:
+                     startup: float | None, classifier_peak: float | None = None) -> EndpointResult:
     return EndpointResult(
         runtime=endpoint.get("runtime", runtime), model_version=endpoint["model_version"],
         light_load=endpoint["light_load"], concurrent_single=endpoint["concurrent_single"], batched=endpoint["batched"],
         route_light_load=endpoint["route_light_load"], light_after_load=endpoint["light_after_load"],
         server_peak_rss_mb=round(peak / 2**20, 1) if peak else None, server_processes=processes, startup_seconds=startup,
+        classifier_peak_rss_mb=round(classifier_peak / 2**20, 1) if classifier_peak else None,
     )
 
 
@@ -388,6 +413,7 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
         if runtime not in RUNTIMES:
             raise BenchError(f"unknown runtime {runtime!r}; expected some of: {', '.join(RUNTIMES)}")
     predictor = load_plain_model(config.model)
+    plain_predictor = load_plain_model(config.plain_model) if config.plain_model else predictor
     ceiling, lengths = None, None
     if config.ceiling:
         say(f"measuring the fp32 matmul rate ({config.matmul_size}^2, {config.matmul_repeats} repeats) in a fresh process")
@@ -406,23 +432,25 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
                 with MemorySampler(server.pid) as memory:
                     endpoint = measure_endpoint(server.url, server.api_key, texts, config)
                 peak, processes = memory.peak_bytes, memory.processes
-            endpoints[runtime] = _endpoint_result(runtime, endpoint, peak, processes, startup)
+            endpoints[runtime] = _endpoint_result(runtime, endpoint, peak, processes, startup, memory.classifier_peak_bytes)
     else:
         say(f"measuring {config.url}")
         if config.server_pid is not None:
             with MemorySampler(config.server_pid) as memory:
                 endpoint = measure_endpoint(config.url.rstrip("/"), config.api_key, texts, config)
             peak, processes = memory.peak_bytes, memory.processes
+            classifier_peak = memory.classifier_peak_bytes
         else:
             endpoint = measure_endpoint(config.url.rstrip("/"), config.api_key, texts, config)
-            peak, processes = None, None
-        endpoints[endpoint.get("runtime", "unknown")] = _endpoint_result("unknown", endpoint, peak, processes, None)
+            peak, processes, classifier_peak = None, None, None
+        endpoints[endpoint.get("runtime", "unknown")] = _endpoint_result("unknown", endpoint, peak, processes, None, classifier_peak)
     say("measuring the plain transformers loop in this process")
-    plain = measure_plain_loop(predictor, texts, config.plain_posts, config.phase_seconds)
+    plain = measure_plain_loop(plain_predictor, texts, config.plain_posts, config.phase_seconds)
     plain_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rounds: dict[str, list[float]] = {}
+    concurrent_rounds: dict[str, list[float]] = {}
     if config.rounds > 1 and config.url is None:
-        rounds = interleaved_rounds(config, texts, predictor, endpoints, plain, say)
+        rounds, concurrent_rounds = interleaved_rounds(config, texts, plain_predictor, endpoints, plain, say)
     if ceiling is not None:
         add_ceiling_shares(endpoints, plain, ceiling, lengths, texts, config)
     ratios = {}
@@ -430,6 +458,7 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
         best = max(result.concurrent_single.posts_per_second, result.batched.posts_per_second)
         ratios[f"{runtime}: best_endpoint_over_plain"] = round(best / plain.posts_per_second, 2)
         ratios[f"{runtime}: batched_over_plain"] = round(result.batched.posts_per_second / plain.posts_per_second, 2)
+        ratios[f"{runtime}: concurrent_over_plain"] = round(result.concurrent_single.posts_per_second / plain.posts_per_second, 2)
     if "torch" in endpoints:
         for runtime, result in endpoints.items():
             if runtime != "torch":
@@ -438,6 +467,7 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
                 ratios[f"{runtime}: light_load_over_torch_light_load"] = round(
                     result.light_load.posts_per_second / endpoints["torch"].light_load.posts_per_second, 2)
     ratios.update(round_ratios(rounds))
+    ratios.update(round_ratios({**concurrent_rounds, "plain": rounds.get("plain", [])}, phase="concurrent"))
     first = next(iter(endpoints.values()))
     return BenchResult(
         machine=machine_description(),
@@ -445,6 +475,8 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
         model_version=first.model_version,
         endpoints=endpoints,
         plain=plain,
+        plain_model=config.plain_model or config.model,
+        plain_model_version=plain_predictor.model_version,
         plain_process_peak_rss_mb=round(plain_peak_mb, 1),
         concurrency=config.concurrency,
         batch_size=config.batch_size,
@@ -453,6 +485,7 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
         load_average={"start": load_start, "end": [round(value, 2) for value in os.getloadavg()]},
         ratios=ratios,
         rounds=rounds,
+        concurrent_rounds=concurrent_rounds,
     )
 
 
@@ -464,11 +497,14 @@ def round_order(names: Sequence[str], number: int) -> list[str]:
 
 
 def interleaved_rounds(config: BenchConfig, texts: Sequence[str], plain_model: Predictor,
-                       endpoints: dict[str, EndpointResult], plain: LatencySummary, say) -> dict[str, list[float]]:
-    """Rounds 2..N of the 64-post phase and the plain loop, after the full pass (round 1). Every
+                       endpoints: dict[str, EndpointResult], plain: LatencySummary, say
+                       ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Rounds 2..N of the 64-post phase, the concurrent single-post phase and the plain loop, after
+    the full pass (round 1); returns the posts/s of each round, 64-post and concurrent. Every
     runtime's server is started once and they all stay up side by side (an idle server takes no
     CPU), so a round measures each of them seconds apart, in the rotating `round_order`."""
     rounds = {runtime: [endpoints[runtime].batched.posts_per_second] for runtime in config.runtimes}
+    concurrent = {runtime: [endpoints[runtime].concurrent_single.posts_per_second] for runtime in config.runtimes}
     rounds["plain"] = [plain.posts_per_second]
     with contextlib.ExitStack() as stack:
         servers = {}
@@ -484,26 +520,28 @@ def interleaved_rounds(config: BenchConfig, texts: Sequence[str], plain_model: P
                 else:
                     server = servers[name]
                     # measure_endpoint warms the server up first and raises on any failed request.
-                    phase = measure_endpoint(server.url, server.api_key, texts, config, phases=("batched",))
+                    phase = measure_endpoint(server.url, server.api_key, texts, config, phases=("batched", "concurrent_single"))
                     rate = phase["batched"].posts_per_second
+                    concurrent[name].append(phase["concurrent_single"].posts_per_second)
                 rounds[name].append(rate)
-    return rounds
+    return rounds, concurrent
 
 
-def round_ratios(rounds: dict[str, list[float]]) -> dict[str, float]:
-    """Median over rounds of each round's ratio: every runtime's 64-post posts/s over the plain
-    loop's and over torch's of the same round (measured minutes apart, not a whole pass apart)."""
-    if not rounds:
+def round_ratios(rounds: dict[str, list[float]], phase: str = "batched") -> dict[str, float]:
+    """Median over rounds of each round's ratio: every runtime's posts/s in `phase` (64-post
+    requests, or concurrent single posts) over the plain loop's and over torch's of the same round
+    (measured minutes apart, not a whole pass apart)."""
+    if not rounds or not rounds.get("plain"):
         return {}
     count = len(rounds["plain"])
     ratios = {}
     for runtime, rates in rounds.items():
         if runtime == "plain":
             continue
-        ratios[f"{runtime}: batched_over_plain, median of {count} rounds"] = round(
+        ratios[f"{runtime}: {phase}_over_plain, median of {count} rounds"] = round(
             statistics.median(rate / plain for rate, plain in zip(rates, rounds["plain"])), 2)
         if runtime != "torch" and "torch" in rounds:
-            ratios[f"{runtime}: batched_over_torch_batched, median of {count} rounds"] = round(
+            ratios[f"{runtime}: {phase}_over_torch_{phase}, median of {count} rounds"] = round(
                 statistics.median(rate / torch for rate, torch in zip(rates, rounds["torch"])), 2)
     return ratios
 
@@ -531,7 +569,8 @@ def _share(summary: LatencySummary) -> str:
 
 
 def format_result(result: BenchResult) -> str:
-    lines = [f"machine: {result.machine}", f"model: {result.model} ({result.model_version})"]
+    lines = [f"machine: {result.machine}", f"model: {result.model} ({result.model_version})",
+             f"plain loop's model: {result.plain_model} ({result.plain_model_version})"]
     if result.load_average:
         lines.append("load average (1/5/15 min) at start: {} ; at end: {}".format(
             " ".join(map(str, result.load_average.get("start", []))), " ".join(map(str, result.load_average.get("end", [])))))
@@ -566,7 +605,7 @@ def format_result(result: BenchResult) -> str:
             ("/classify, 1 post, 1 client, right after load", endpoint.light_after_load),
         ):
             lines.append(row(f"{title}: {name}", summary))
-    lines.append(row("plain transformers loop, 1 post at a time (torch fp32)", result.plain))
+    lines.append(row(f"plain transformers loop of {result.plain_model_version}, 1 post at a time (torch fp32)", result.plain))
     lines += ["", "summary (endpoint /classify)", f"{'runtime':18} {'1 post posts/s':>15} {'p50 ms':>8} {'p95 ms':>8} "
               f"{'p99 ms':>8} {'ceiling':>8} {f'{result.batch_size}/request posts/s':>22} {'ceiling':>8} {'server RSS MB':>14}"]
     for runtime, endpoint in result.endpoints.items():
@@ -582,10 +621,14 @@ def format_result(result: BenchResult) -> str:
     for runtime, endpoint in result.endpoints.items():
         if endpoint.startup_seconds is not None:
             lines.append(f"{RUNTIME_TITLES.get(runtime, runtime)} server: ready in {endpoint.startup_seconds} s, "
-                         f"peak RSS {endpoint.server_peak_rss_mb} MB over {endpoint.server_processes} processes")
+                         f"peak RSS {endpoint.server_peak_rss_mb} MB over {endpoint.server_processes} processes, "
+                         f"Classifier worker {endpoint.classifier_peak_rss_mb} MB")
     lines.append(f"plain-loop process peak RSS: {result.plain_process_peak_rss_mb} MB")
     for runtime, rates in result.rounds.items():
         title = "plain loop (torch)" if runtime == "plain" else f"{RUNTIME_TITLES.get(runtime, runtime)}, {result.batch_size}/request"
+        lines.append(f"rounds, {title}: " + " / ".join(f"{rate}" for rate in rates) + " posts/s")
+    for runtime, rates in result.concurrent_rounds.items():
+        title = f"{RUNTIME_TITLES.get(runtime, runtime)}, 1 post, {result.concurrency} concurrent clients"
         lines.append(f"rounds, {title}: " + " / ".join(f"{rate}" for rate in rates) + " posts/s")
     lines.append("throughput ratios: " + ", ".join(f"{k} {v}x" for k, v in result.ratios.items()))
     return "\n".join(lines)

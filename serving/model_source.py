@@ -61,8 +61,10 @@ def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str | None 
     runtime None: the one recorded on the registry version (`serving_runtime_for`), else torch."""
     if runtime is None:
         runtime = serving_runtime_for(source)
-    if threads is not None:
-        import torch  # here: an ONNX or TF-IDF server never loads torch (2 s, 230 MB)
+    if threads is not None and runtime == "torch":
+        # Here, and for torch only: an ONNX server that imported torch just to set this held 170 MB
+        # more in its Classifier worker (931 against 760 MB, e5 student, 2026-12-08).
+        import torch
 
         # Process-wide, for the torch runtime; the ONNX runtimes take theirs per session.
         torch.set_num_threads(threads)

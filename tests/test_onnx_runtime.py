@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,6 +115,35 @@ def test_onnx_sessions_run_on_the_threads_asked_for(model_copy, exported):
     assert one.backend.session.get_session_options().intra_op_num_threads == 1
 
 
+def test_an_onnx_predictor_as_serving_loads_it_never_imports_torch(model_copy, exported, taxonomy):
+    """What a Classifier worker does with an ONNX runtime (the exported model, its tokenizer, the
+    thread setting), in a fresh process: torch stays out of it, 170 MB of RSS it would hold for nothing.
+    Two paths used to import it: AutoTokenizer (transformers 5 imports torch with it) and the
+    torch.set_num_threads call made for every runtime."""
+    script = (
+        "import sys\n"
+        "from data.taxonomy import load_taxonomy\n"
+        "from serving.model_source import load_checked_predictor\n"
+        f"predictor = load_checked_predictor({str(model_copy)!r}, load_taxonomy(), 'onnx-int8', threads=1)\n"
+        "predictor.predict(['bolletta doppia, voglio il rimborso'])\n"
+        "print('torch' in sys.modules, predictor.runtime)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["False", "onnx-int8"]
+
+
+def test_onnx_tokenizer_gives_the_ids_of_the_saved_one(model_copy, exported):
+    from transformers import AutoTokenizer
+
+    backend = Predictor.load(str(model_copy), runtime="onnx").backend
+    reference = AutoTokenizer.from_pretrained(model_copy)
+    texts = [*CHECK_TEXTS, "Привет 日本 🎉 @utente #tag https://esempio.it", "x" * 3000]
+    assert backend.tokenizer(texts, truncation=True, max_length=64)["input_ids"] == \
+        reference(texts, truncation=True, max_length=64)["input_ids"]
+
+
 def test_onnx_fp32_reproduces_torch_in_input_order(predictors):
     torch_probabilities = predictors["torch"].predict_probabilities(CHECK_TEXTS, batch_size=8)
     for batch_size in (1, 3, 64):  # length-sorted chunks of any size, results back in input order
@@ -193,7 +225,10 @@ def test_an_unknown_runtime_names_the_choices(tiny_run):
 
 def test_runtime_setting(tmp_path):
     base = {"SMISTA_REQUIRE_API_KEY": "false"}
-    assert ServingSettings.from_env(base).runtime == "torch"
+    unset = ServingSettings.from_env(base)
+    # Unset: the runtime recorded on the registry version, else torch (serving/model_source.py).
+    assert unset.runtime is None and "SMISTA_RUNTIME" not in unset.to_env()
+    assert "runtime=recorded on the model version, else torch" in unset.describe()
     settings = ServingSettings.from_env({**base, "SMISTA_RUNTIME": "onnx-int8"})
     assert settings.runtime == "onnx-int8" and "runtime=onnx-int8" in settings.describe()
     assert ServingSettings.from_env({**base, **settings.to_env()}).runtime == "onnx-int8"

@@ -132,7 +132,7 @@ def test_classify_one_post_and_a_list(http, taxonomy):
     assert one.status_code == 200, one.text
     body = one.json()
     assert body["taxonomy_version"] == taxonomy.version and body["model_version"] == "model"
-    assert body["runtime"] == "torch"  # SMISTA_RUNTIME's default
+    assert body["runtime"] == "torch"  # SMISTA_RUNTIME unset, a model directory: torch
     [result] = body["results"]
     assert set(result["predictions"]) == set(taxonomy.fields)
     for head, prediction in result["predictions"].items():

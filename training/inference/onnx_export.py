@@ -53,7 +53,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
-from transformers import AutoTokenizer
+
+# Not AutoTokenizer: with transformers 5 importing it imports torch (2 s, 170 MB of RSS), which an ONNX
+# server otherwise never loads; the fast tokenizer class reads the same tokenizer.json (same ids,
+# tests/test_onnx_runtime.py).
+from transformers import PreTrainedTokenizerFast
 
 from data.atomic_files import replaced_atomically, write_text_atomically
 from data.locations import BUILD_DIR
@@ -465,7 +469,7 @@ def onnx_backend_for(model_dir: Path, config_data: dict, runtime: str, downloade
     export = ensure_export(model_dir, default_onnx_dir(model_dir, temporary_source=downloaded))
     return OnnxBackend(
         export.int8_path if runtime == "onnx-int8" else export.fp32_path,
-        AutoTokenizer.from_pretrained(model_dir),
+        PreTrainedTokenizerFast.from_pretrained(model_dir),
         max_length=max_length_of(config_data),
         field_names=list(config_data["field_names"]),
         runtime=runtime,

@@ -3,6 +3,8 @@ and the table of a result (tests/test_serving_integration.py runs real servers).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmarks.speed.bench import (
@@ -66,7 +68,8 @@ def test_the_report_has_a_row_per_runtime_and_the_ceiling():
     result = BenchResult(machine="2 cores", model="m", model_version="model", endpoints=endpoints,
                          plain=summary(50.0, 0.44), plain_model="teacher-dir", plain_model_version="teacher",
                          plain_process_peak_rss_mb=500.0, concurrency=16, batch_size=64,
-                         ceiling=ceiling, export_seconds=18.0, load_average={"start": [0.1, 0.2, 0.3], "end": [1.0, 0.5, 0.3]},
+                         ceiling=ceiling, plain_ceiling=dataclasses.replace(ceiling, layers=12, flops_per_post=3.99e9, posts_per_second=37.6),
+                         export_seconds=18.0, load_average={"start": [0.1, 0.2, 0.3], "end": [1.0, 0.5, 0.3]},
                          ratios={"onnx-int8: batched_over_torch_batched": 1.83},
                          rounds={"torch": [90.0, 85.0], "onnx-int8": [165.0, 160.0], "plain": [50.0, 48.0]},
                          concurrent_rounds={"torch": [60.0, 62.0], "onnx-int8": [110.0, 111.0]})
@@ -75,6 +78,7 @@ def test_the_report_has_a_row_per_runtime_and_the_ceiling():
         assert f"{title}: /classify, 1 post, 1 client (light load)" in text
         assert f"{title}: /classify, 64 posts per request" in text
     assert "plain loop's model: teacher-dir (teacher)" in text
+    assert "plain loop's model: 3.990 GFLOP per post (12 layers) -> ceiling 37.6 posts/s" in text
     assert "plain transformers loop of teacher, 1 post at a time (torch fp32)" in text
     assert "peak RSS 900.0 MB over 3 processes, Classifier worker 450.0 MB" in text
     assert "rounds, onnx int8, 1 post, 16 concurrent clients: 110.0 / 111.0 posts/s" in text
@@ -127,3 +131,13 @@ def test_the_ceiling_reads_the_predictors_model_and_token_counts(tiny_run):
     shape = model_shape(predictor.transformer_backend().model)
     assert ceiling.flops_per_post == model_flops(tokens=sum(lengths) / 2, **shape)
     assert ceiling.posts_per_second == pytest.approx(ceiling.matmul_gflops * 1e9 / ceiling.flops_per_post, rel=0.01)
+    # The plain loop's model (a teacher) gets a ceiling of its own FLOPs on the same machine and posts.
+    from benchmarks.speed.bench import ceiling_of
+
+    halved = load_plain_model(str(tiny_run.model_dir))
+    halved.transformer_backend().model.encoder.encoder.layer = halved.transformer_backend().model.encoder.encoder.layer[:1]
+    halved.transformer_backend().model.config.encoder.num_hidden_layers = 1
+    smaller = ceiling_of(halved, ceiling)
+    assert smaller.layers == 1 and smaller.matmul_gflops == ceiling.matmul_gflops
+    assert smaller.flops_per_post < ceiling.flops_per_post
+    assert smaller.posts_per_second == pytest.approx(ceiling.matmul_gflops * 1e9 / smaller.flops_per_post, rel=0.01)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import glob
 import json
 import os
@@ -153,6 +154,7 @@ class BenchResult:
     concurrency: int
     batch_size: int
     ceiling: Ceiling | None = None
+    plain_ceiling: Ceiling | None = None     # the plain loop's model's, when it is another model
     export_seconds: float | None = None      # ONNX export made before the servers started (None: none needed)
     load_average: dict[str, list[float]] = field(default_factory=dict)   # "start", "end": 1/5/15-minute
     ratios: dict[str, float] = field(default_factory=dict)
@@ -414,7 +416,7 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
             raise BenchError(f"unknown runtime {runtime!r}; expected some of: {', '.join(RUNTIMES)}")
     predictor = load_plain_model(config.model)
     plain_predictor = load_plain_model(config.plain_model) if config.plain_model else predictor
-    ceiling, lengths = None, None
+    ceiling, lengths, plain_ceiling = None, None, None
     if config.ceiling:
         say(f"measuring the fp32 matmul rate ({config.matmul_size}^2, {config.matmul_repeats} repeats) in a fresh process")
         lengths = predictor.token_counts(texts)
@@ -452,7 +454,8 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
     if config.rounds > 1 and config.url is None:
         rounds, concurrent_rounds = interleaved_rounds(config, texts, plain_predictor, endpoints, plain, say)
     if ceiling is not None:
-        add_ceiling_shares(endpoints, plain, ceiling, lengths, texts, config)
+        plain_ceiling = ceiling_of(plain_predictor, ceiling) if plain_predictor is not predictor else None
+        add_ceiling_shares(endpoints, plain, ceiling, lengths, texts, config, plain_ceiling)
     ratios = {}
     for runtime, result in endpoints.items():
         best = max(result.concurrent_single.posts_per_second, result.batched.posts_per_second)
@@ -481,6 +484,7 @@ def run_benchmark(config: BenchConfig, progress=None) -> BenchResult:
         concurrency=config.concurrency,
         batch_size=config.batch_size,
         ceiling=ceiling,
+        plain_ceiling=plain_ceiling,
         export_seconds=export_seconds,
         load_average={"start": load_start, "end": [round(value, 2) for value in os.getloadavg()]},
         ratios=ratios,
@@ -547,21 +551,31 @@ def round_ratios(rounds: dict[str, list[float]], phase: str = "batched") -> dict
 
 
 def add_ceiling_shares(endpoints: dict[str, EndpointResult], plain: LatencySummary, ceiling: Ceiling,
-                       lengths: Sequence[int], texts: Sequence[str], config: BenchConfig) -> None:
-    """Mean tokens of the posts each figure sent, and its posts/s as a share of the ceiling there."""
+                       lengths: Sequence[int], texts: Sequence[str], config: BenchConfig,
+                       plain_ceiling: Ceiling | None = None) -> None:
+    """Mean tokens of the posts each figure sent, and its posts/s as a share of the ceiling there:
+    the served model's, and for the plain loop its own model's (`plain_ceiling`, when it differs)."""
     indices = phase_text_indices(texts, config)
 
-    def fill(summary: LatencySummary, phase: str) -> None:
+    def fill(summary: LatencySummary, phase: str, against: Ceiling) -> None:
         sent = indices[phase][: summary.requests * (config.batch_size if phase == "batched" else 1)]
         if not sent:
             return
         summary.mean_tokens = round(sum(lengths[i] for i in sent) / len(sent), 1)
-        summary.ceiling_share = ceiling.share(summary.posts_per_second, summary.mean_tokens)
+        summary.ceiling_share = against.share(summary.posts_per_second, summary.mean_tokens)
 
     for result in endpoints.values():
         for phase in ("light_load", "concurrent_single", "batched", "route_light_load", "light_after_load"):
-            fill(getattr(result, phase), phase)
-    fill(plain, "plain")
+            fill(getattr(result, phase), phase, ceiling)
+    fill(plain, "plain", plain_ceiling or ceiling)
+
+
+def ceiling_of(predictor: Predictor, ceiling: Ceiling) -> Ceiling:
+    """`ceiling` (same machine, same posts) for another model: its own FLOPs per post."""
+    shape = model_shape(predictor.transformer_backend().model)
+    flops = model_flops(tokens=ceiling.mean_tokens, **shape)
+    return dataclasses.replace(ceiling, **shape, flops_per_post=flops,
+                               posts_per_second=round(ceiling.matmul_gflops * 1e9 / flops, 1))
 
 
 def _share(summary: LatencySummary) -> str:
@@ -587,6 +601,10 @@ def format_result(result: BenchResult) -> str:
             f"({ceiling.matmul_size}x{ceiling.matmul_size}, {ceiling.matmul_threads} threads, fresh process) "
             f"-> ceiling {ceiling.posts_per_second} posts/s at {ceiling.mean_tokens} tokens",
         ]
+        if result.plain_ceiling is not None:
+            lines.append(f"plain loop's model: {result.plain_ceiling.flops_per_post / 1e9:.3f} GFLOP per post "
+                         f"({result.plain_ceiling.layers} layers) -> ceiling {result.plain_ceiling.posts_per_second} posts/s; "
+                         "the plain loop's share is of that ceiling")
     header = f"{'':62} {'requests':>8} {'posts/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'tokens':>7} {'ceiling':>8}"
     lines += ["", header]
 

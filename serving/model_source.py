@@ -63,7 +63,7 @@ def load_checked_predictor(source: str, taxonomy: Taxonomy, runtime: str | None 
         runtime = serving_runtime_for(source)
     if threads is not None and runtime == "torch":
         # Here, and for torch only: an ONNX server that imported torch just to set this held 170 MB
-        # more in its Classifier worker (931 against 760 MB, e5 student, 2026-12-08).
+        # more in its Classifier worker (931 against 766 MB at peak, e5 student, 2026-12-08).
         import torch
 
         # Process-wide, for the torch runtime; the ONNX runtimes take theirs per session.

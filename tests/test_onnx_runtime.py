@@ -266,3 +266,17 @@ def test_check_runtime_command_compares_every_runtime_per_head(model_copy, expor
         assert onnx_agree == "1.000" and onnx_f1 == torch_f1 and float(onnx_delta) == 0.0
         assert float(int8_agree) >= 0.9 and abs(float(int8_delta)) <= 0.1
     assert "posts/s" in out and "largest probability difference to torch" in out
+
+
+def test_check_runtime_of_a_baseline_compares_scikit_learn_alone(baseline_run, synthetic_dataset, taxonomy):
+    """A TF-IDF champion (the main job's first) has no ONNX runtime: the comparison says so, and the
+    runtime chosen for it is torch (scikit-learn), instead of an error."""
+    from training.evaluation.runtime_check import compare_runtimes, fastest_faithful_runtime
+    from training.labelled_posts import read_labelled_posts
+
+    posts = read_labelled_posts(synthetic_dataset / "test.jsonl", taxonomy)
+    comparison = compare_runtimes(str(baseline_run.model_dir), posts)
+    assert comparison.kind == "tfidf_baseline" and list(comparison.runtimes) == ["torch"]
+    assert comparison.runtimes["torch"].runtime == "sklearn"
+    assert "runs on scikit-learn only" in comparison.format_table()
+    assert fastest_faithful_runtime(comparison, 0.015)[0] == "torch"

@@ -34,6 +34,7 @@ class RuntimeComparison:
     posts: int
     heads: list[str]
     runtimes: dict[str, RuntimeReport] = field(default_factory=dict)
+    kind: str = "transformer"   # a "tfidf_baseline" is compared on torch (scikit-learn) alone
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,6 +43,8 @@ class RuntimeComparison:
         reference = self.runtimes["torch"]
         others = [name for name in self.runtimes if name != "torch"]
         lines = [f"{self.posts} posts, model {self.model_version}; agreement = share of posts whose label(s) equal torch's", ""]
+        if self.kind != "transformer":
+            lines[-1:] = [f"a {self.kind} runs on scikit-learn only (runtime torch): no other runtime to compare", ""]
         header = f"{'head':<18}{'torch F1':>10}"
         for name in others:
             header += f"{name + ' agree':>17}{name + ' F1':>14}{'delta':>9}"
@@ -78,13 +81,16 @@ def compare_runtimes(model: str, posts: Sequence[Post], runtimes: Sequence[str] 
     reference_labels: dict[str, np.ndarray] | None = None
     comparison: RuntimeComparison | None = None
     for runtime in order:
+        if comparison is not None and comparison.kind != "transformer":
+            break  # a TF-IDF baseline runs on scikit-learn only: nothing else to compare
         predictor = Predictor.load(model, tracking_uri=tracking_uri, runtime=runtime)
         report: EvaluationReport = evaluate_posts(predictor, posts, split, batch_size=batch_size)
         # evaluate_posts keeps no predictions; a second pass (not timed) gives them for the agreement.
         probabilities = predictor.predict_probabilities([post.text for post in posts], batch_size=batch_size)
         labels = label_decisions(predictor, probabilities)
         if comparison is None:
-            comparison = RuntimeComparison(model_version=predictor.model_version, posts=len(posts), heads=list(report.heads))
+            comparison = RuntimeComparison(model_version=predictor.model_version, posts=len(posts), heads=list(report.heads),
+                                           kind=predictor.kind)
             reference_probabilities, reference_labels = probabilities, labels
         comparison.runtimes[runtime] = RuntimeReport(
             runtime=predictor.runtime,

@@ -79,6 +79,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 def cmd_check_runtime(args: argparse.Namespace) -> int:
     taxonomy = load_taxonomy(args.taxonomy)
     posts = [post for path in args.posts for post in read_labelled_posts(path, taxonomy)]
+    if args.max_f1_drop < 0:
+        raise RegistryError(f"--max-f1-drop must be >= 0 (a macro-F1 drop from torch's), got {args.max_f1_drop}")
     if args.choose and not args.model.startswith("models:/"):
         raise RegistryError(f"--choose records the runtime on a registry version: give a models:/ URI, not {args.model!r}")
     comparison = compare_runtimes(args.model, posts, tracking_uri=args.tracking_uri, batch_size=args.batch_size,

@@ -33,7 +33,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--model", default=None, help=f"Model directory or MLflow URI (default: $SMISTA_MODEL or {DEFAULT_MODEL}).")
     serve.add_argument("--runtime", default=None, choices=RUNTIMES,
                        help="How the Classifier runs the model: torch, onnx (fp32 export) or onnx-int8 (quantised export); "
-                            "a missing or stale export is made at start-up (default: $SMISTA_RUNTIME or torch).")
+                            "a missing or stale export is made at start-up (default: $SMISTA_RUNTIME, else the runtime recorded on "
+                            "the served registry version by `smista models check-runtime --choose`, else torch).")
     serve.add_argument("--routing-config", default=None, help="Routing rules YAML (default: $SMISTA_ROUTING_CONFIG or configs/routing.yaml).")
     serve.add_argument("--taxonomy", default=None, help="Taxonomy YAML (default: $SMISTA_TAXONOMY or configs/taxonomy.yaml).")
     serve.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store (default: $SMISTA_DATABASE_URL or build/serving/smista.db).")

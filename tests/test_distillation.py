@@ -6,7 +6,12 @@ student rule of the promotion gate, and survives the int8 export."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -14,13 +19,14 @@ from mlflow import MlflowClient
 from data.taxonomy import load_taxonomy
 from serving.model_source import load_checked_predictor, serving_runtime_for
 from smista.cli import main
-from tests.training_helpers import build_synthetic_dataset, tiny_recipe
+from tests.training_helpers import REPO_ROOT, build_synthetic_dataset, tiny_recipe
 from training.errors import RecipeError
 from training.evaluation.runtime_check import RuntimeComparison, RuntimeReport, compare_runtimes, fastest_faithful_runtime
 from training.fitting.distillation import (
     DistillationStudent,
     build_student,
     decision_agreement,
+    distill,
     distillation_texts,
     load_teacher,
     perturbed_copies,
@@ -34,6 +40,7 @@ from training.inference.predict import Predictor
 from training.labelled_posts import read_labelled_posts
 from training.recipe import DistillationSettings, recipe_from_dict
 from training.shipping.promotion import PromotionPolicy, decide_promotion
+from training.shipping.registry import summarize_versions
 
 TEACHER_LAYERS = 4
 
@@ -44,7 +51,9 @@ def store(tmp_path_factory):
     4-layer teacher registered as version 1 and promoted to champion."""
     root = tmp_path_factory.mktemp("distillation")
     dataset = build_synthetic_dataset(root, count=120)
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    # Where the project looks by default from `root` (sqlite:///mlruns/mlflow.db), for the serving test.
+    (root / "mlruns").mkdir()
+    tracking_uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     teacher = train(tiny_recipe(dataset, root / "runs", tracking_uri,
                                 f"transformer.from_scratch.num_hidden_layers={TEACHER_LAYERS}"))
     assert main(["models", "promote", "--version", "1", "--test-file", str(dataset / "test.jsonl"),
@@ -170,6 +179,12 @@ def test_distilled_student_tracks_its_teacher_and_is_registered_with_it(store, s
     assert agreement["intent"] >= 0.9, agreement
     assert run.data.metrics["agreement_test_intent"] == pytest.approx(agreement["intent"])
     assert "teacher_test_intent_macro_f1" in run.data.metrics
+    # Logged as the transformer it is (torch, transformers), and listed by `models compare` as a student.
+    logged = Path(mlflow.artifacts.download_artifacts(artifact_uri="models:/smista-classifier/2"))
+    requirements = (logged / "requirements.txt").read_text()
+    assert "torch==" in requirements and "transformers==" in requirements and "scikit-learn" not in requirements
+    [summary] = summarize_versions(["2"], tracking_uri=store["tracking_uri"])
+    assert summary.base_model == "student of smista-classifier/1" and summary.kind == "distillation"
 
 
 def test_the_gate_promotes_a_student_of_the_champion_within_the_student_tolerance(store, student_run, capsys):
@@ -242,7 +257,33 @@ def test_check_runtime_choose_records_the_runtime_that_serving_then_uses(store, 
     # A named runtime wins over the recorded one; a directory has no record: torch.
     assert load_checked_predictor(uri, taxonomy, runtime="torch").runtime == "torch"
     assert serving_runtime_for(str(store["teacher"].model_dir)) == "torch"
+    # A Classifier worker of `smista serve` reads it in a fresh process that has set no tracking URI:
+    # the project's default store (./mlruns/mlflow.db), not MLflow's own default.
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    fresh = subprocess.run([sys.executable, "-c", f"from serving.model_source import serving_runtime_for; print(serving_runtime_for({uri!r}))"],
+                           cwd=store["root"], env=env, capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert fresh.stdout.split()[-1] == recorded
     # --choose needs a registry version to record on.
     assert main(["models", "check-runtime", "--model", str(store["teacher"].model_dir), "--posts",
                  str(store["dataset"] / "test.jsonl"), "--choose"]) == 2
     assert "give a models:/ URI" in capsys.readouterr().err
+
+
+def test_a_teacher_of_another_data_set_or_another_reading_is_refused(store, tmp_path):
+    """The student starts from the teacher's weights: a teacher trained on another data set (whose
+    training split may hold this one's test posts) is refused, as are reading settings that differ
+    from the teacher's."""
+    other = build_synthetic_dataset(tmp_path, count=100)
+    recipe = {**student_recipe(store, teacher=str(store["teacher"].model_dir)), "data": {"dataset_dir": str(other)}}
+    with pytest.raises(RecipeError, match="was trained on data set [0-9a-f]+, the recipe's data set .* is [0-9a-f]+"):
+        distill(recipe_from_dict(recipe))
+    prefixed = student_recipe(store)
+    prefixed["transformer"] = {**prefixed["transformer"], "text_prefix": "query: "}
+    with pytest.raises(RecipeError, match="carries the teacher's text prefix"):
+        recipe_from_dict(prefixed)
+    pooled = student_recipe(store, teacher=str(store["teacher"].model_dir))
+    pooled["transformer"] = {**pooled["transformer"], "pooling": "cls"}
+    with pytest.raises(RecipeError, match="transformer.pooling 'cls': a student reads posts as its teacher does"):
+        distill(recipe_from_dict(pooled))

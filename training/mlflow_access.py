@@ -101,13 +101,15 @@ def model_version_of(uri: str) -> str:
     return uri
 
 
-def recorded_serving_runtime(uri: str) -> str | None:
+def recorded_serving_runtime(uri: str, tracking_uri: str | None = None) -> str | None:
     """The runtime recorded on a registry version (tag serving_runtime, set by `smista models
-    check-runtime --choose`) for a models:/ URI; None for anything else or an untagged version."""
+    check-runtime --choose`) for a models:/ URI; None for anything else or an untagged version.
+    The registry is the one `resolve_tracking_uri` names, as for loading the model itself."""
+    if not uri.startswith("models:/"):
+        return None  # before importing mlflow: a model directory never needs it
     from mlflow import MlflowClient  # lazy: see the module docstring
 
-    if not uri.startswith("models:/"):
-        return None
+    use_tracking_uri(tracking_uri)
     name, _, number = model_version_of(uri).partition("/")
     return MlflowClient().get_model_version(name, number).tags.get("serving_runtime")
 

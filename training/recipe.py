@@ -371,6 +371,9 @@ class TrainRecipe(StrictConfig):
             if self.transformer.extend_vocabulary or self.transformer.domain_adaptation is not None:
                 raise ValueError("kind 'distillation': the student reads its teacher's vocabulary; remove "
                                  "transformer.extend_vocabulary / transformer.domain_adaptation")
+            if self.transformer.text_prefix is not None:
+                raise ValueError("kind 'distillation': the student reads posts through its teacher's tokenizer, "
+                                 "which carries the teacher's text prefix; remove transformer.text_prefix")
         return self
 
     def resolved_tracking_uri(self) -> str:

@@ -224,7 +224,7 @@ class MemorySampler:
                         if self._is_classifier(process):
                             self.classifier_peak_bytes = max(self.classifier_peak_bytes, rss)
                         total += rss
-                    except psutil.NoSuchProcess:
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
                         continue
             except psutil.NoSuchProcess:
                 return

@@ -42,6 +42,7 @@ from training.inference.batching import length_sorted_batches
 from training.inference.model import IGNORE_LABEL, SmistaMultiHeadModel, drop_pooler, label_column, logits_key
 from training.inference.predict import Predictor
 from training.inference.torch_backend import load_torch_model
+from training.label_profile import read_reference
 from training.mlflow_access import MLFLOW_URI_PREFIXES, check_tracking_server, download_model, local_model_dir
 from training.recipe import TrainRecipe, resolve_tracking_uri
 from training.shipping.tracking import log_training_data, tracked_run
@@ -261,6 +262,7 @@ def distill(recipe: TrainRecipe) -> training.RunResult:
     args.output_dir = str(run_dir / "checkpoints")
     data = prepare_training_data(recipe.data, taxonomy)
     check_validation_labels(data, recipe.primary_head)
+    check_teacher_data(teacher, data)
     with tracked_run(recipe, run_name, tracking_uri, run_dir / "model") as run:
         log_training_data(data.data_hash, data.taxonomy.version, data.manifest)
         record_teacher(teacher, layers)
@@ -275,8 +277,9 @@ def distill(recipe: TrainRecipe) -> training.RunResult:
         blended = training.tune_on_validation(recipe, taxonomy, data, model, tokenizer)
         model_dir = training.save_run_model(recipe, model, tokenizer, blended, run_dir)
         result = training.evaluate_and_record(recipe, data, run, run_dir, model_dir, run_name, train_seconds)
-        compare_with_teacher(Predictor.from_directory(teacher_dir, settings.teacher), result, data)
+        # Before the comparison: the gate's student rule reads this tag, which must not hang on it.
         tag_registered_teacher(recipe, result, settings.teacher)
+        compare_with_teacher(Predictor.from_directory(teacher_dir, settings.teacher), result, data)
         return result
 
 
@@ -288,7 +291,8 @@ def teacher_labelled_splits(recipe: TrainRecipe, data: TrainingData, teacher: Te
     extra, left_out = distillation_texts(recipe, data, extra_texts)
     print(f"Distillation: a student of {len(layers)} layers (the teacher's {list(layers)}) of {teacher.version}; "
           f"{len(data.texts('train'))} training posts + {len(extra)} unlabelled texts labelled by the teacher"
-          + (f" ({left_out} extra texts left out: validation, test or held-out posts)" if left_out else ""), flush=True)
+          + (f" ({left_out} perturbed or extra texts left out: equal to validation, test or held-out posts)" if left_out else ""),
+          flush=True)
     started = time.perf_counter()
     logits = teacher_logits(teacher, data.texts("train") + extra, max_length, settings.teacher_batch_size)
     print(f"Teacher labelled {len(data.texts('train')) + len(extra)} texts in {time.perf_counter() - started:.0f} s", flush=True)
@@ -343,11 +347,30 @@ def check_teacher_taxonomy(teacher: Teacher, taxonomy: Taxonomy) -> None:
         )
 
 
+def check_teacher_data(teacher: Teacher, data: TrainingData) -> None:
+    """The teacher must have been trained on this data set: the student starts from its weights, and
+    a teacher whose training split held this data set's validation or test posts would flatter the
+    student's scores. Its drift reference names the data set (training/label_profile.py)."""
+    reference = read_reference(teacher.model_dir)
+    trained_on = (reference or {}).get("source", {}).get("data_hash")
+    if trained_on is not None and trained_on != data.data_hash:
+        raise RecipeError(
+            f"distillation.teacher {teacher.source!r} was trained on data set {trained_on}, the recipe's data set "
+            f"({data.dataset_dir}) is {data.data_hash}: its training split may hold this data set's validation or "
+            "test posts. Distil on the data set the teacher was trained on (rebuild it as then, or set data.dataset_dir)."
+        )
+
+
 def with_teacher_shape(recipe: TrainRecipe, teacher: Teacher) -> TrainRecipe:
     """The recipe with the teacher's pooling and max_length: the student reads posts as its teacher
     did. Saved with the model, so the recipe there says what the student is."""
     config = teacher.model.config
-    transformer = recipe.transformer.model_copy(update={"pooling": config.pooling, "max_length": config.max_input_tokens})
+    shape = {"pooling": config.pooling, "max_length": config.max_input_tokens}
+    for name, value in shape.items():
+        if name in recipe.transformer.model_fields_set and getattr(recipe.transformer, name) != value:
+            raise RecipeError(f"transformer.{name} {getattr(recipe.transformer, name)!r}: a student reads posts as its "
+                              f"teacher does ({name} {value!r}); remove it from the recipe")
+    transformer = recipe.transformer.model_copy(update=shape)
     return recipe.model_copy(update={"transformer": transformer})
 
 

@@ -140,7 +140,9 @@ def summarize_versions(
         run = client.get_run(model_version.run_id)
         params = run.data.params
         base_model = params.get("transformer.base_model", "None")
-        if base_model == "None":
+        if "teacher_version" in params:
+            base_model = f"student of {params['teacher_version']}"
+        elif base_model == "None":
             base_model = "from scratch" if "transformer.from_scratch.vocab_size" in params else "tf-idf"
         summaries.append(
             VersionSummary(

@@ -63,7 +63,7 @@ def log_model(model_dir: Path, kind: str, registered_model_name: str | None) -> 
     """Log `model_dir` as an MLflow pyfunc model named "model" in the active run; register it when a
     name is given. Returns the new registry version (None when not registered)."""
     package_root = Path(__file__).resolve().parents[2]
-    requirements = TRANSFORMER_REQUIREMENTS if kind == "transformer" else BASELINE_REQUIREMENTS
+    requirements = BASELINE_REQUIREMENTS if kind == "tfidf_baseline" else TRANSFORMER_REQUIREMENTS
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=SmistaPyfuncModel(),

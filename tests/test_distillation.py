@@ -20,7 +20,7 @@ from data.taxonomy import load_taxonomy
 from serving.model_source import load_checked_predictor, serving_runtime_for
 from smista.cli import main
 from tests.training_helpers import REPO_ROOT, build_synthetic_dataset, tiny_recipe
-from training.errors import RecipeError
+from training.errors import RecipeError, RegistryError
 from training.evaluation.runtime_check import RuntimeComparison, RuntimeReport, compare_runtimes, fastest_faithful_runtime
 from training.fitting.distillation import (
     DistillationStudent,
@@ -188,16 +188,21 @@ def test_distilled_student_tracks_its_teacher_and_is_registered_with_it(store, s
 
 
 def test_the_gate_promotes_a_student_of_the_champion_within_the_student_tolerance(store, student_run, capsys):
-    champion = {"intent_macro_f1": 0.80, "sentiment_macro_f1": 0.75}
-    close = {"intent_macro_f1": 0.79, "sentiment_macro_f1": 0.74}
+    champion = {"intent_macro_f1": 0.80, "sentiment_macro_f1": 0.75, "priority_macro_f1": 0.70}
+    close = {"intent_macro_f1": 0.79, "sentiment_macro_f1": 0.74, "priority_macro_f1": 0.685}
     assert not decide_promotion(close, champion, PromotionPolicy()).allowed  # no gain: refused as a plain challenger
-    assert decide_promotion(close, champion, PromotionPolicy(), student_of_champion=True).allowed
-    far = decide_promotion({"intent_macro_f1": 0.78, "sentiment_macro_f1": 0.75}, champion, PromotionPolicy(),
-                           student_of_champion=True)
+    allowed = decide_promotion(close, champion, PromotionPolicy(), student_of_champion=True)
+    assert allowed.allowed and "intent -0.0100, sentiment -0.0100" in allowed.reasons[0]
+    far = decide_promotion({**close, "intent_macro_f1": 0.78}, champion, PromotionPolicy(), student_of_champion=True)
     assert not far.allowed and "head intent regresses" in " ".join(far.reasons)
+    # Heads outside student_heads keep the usual tolerance (0.02): priority 0.025 down is refused.
+    other = decide_promotion({**close, "priority_macro_f1": 0.675}, champion, PromotionPolicy(), student_of_champion=True)
+    assert not other.allowed and "head priority regresses" in " ".join(other.reasons)
+    with pytest.raises(RegistryError, match=r"student_heads \['tone'\] are not heads"):
+        PromotionPolicy(student_heads=["tone"]).check(["intent", "sentiment"])
     # Through the registry: version 2 is the champion's student, judged by the student rule.
     code = main(["models", "promote", "--version", "2", "--test-file", str(store["dataset"] / "test.jsonl"),
-                 "--tracking-uri", store["tracking_uri"], "--student-tolerance", "1.0"])
+                 "--tracking-uri", store["tracking_uri"], "--student-tolerance", "1.0", "--tolerance", "1.0"])
     out = capsys.readouterr().out
     assert "a student of the champion" in out
     assert code == 0

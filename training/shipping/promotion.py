@@ -29,14 +29,23 @@ class PromotionPolicy:
     student_tolerance: float = field(
         default=0.015,
         metadata={"help": "A student distilled from the champion (its registry tag teacher names the champion's "
-                          "version) may replace it without improving the primary metric, as long as no head's "
-                          "macro-F1 is more than this below the champion's: the same decisions, served faster."},
+                          "version) may replace it without improving the primary metric, as long as the macro-F1 "
+                          "of each of student_heads is at most this below the champion's (and of every other head "
+                          "at most tolerance): the same decisions, served faster."},
+    )
+    student_heads: list[str] = field(
+        default_factory=lambda: ["intent", "sentiment"],
+        metadata={"help": "Heads held to student_tolerance when a student of the champion is judged: what "
+                          "routing and priority depend on most."},
     )
 
     def check(self, field_names: list[str]) -> None:
         known = [f"{name}_{metric_name}" for name in field_names for metric_name in HEAD_METRICS]
         if self.primary_metric not in known:
             raise RegistryError(f"primary_metric {self.primary_metric!r} is not one of: {', '.join(known)}")
+        unknown = [head for head in self.student_heads if head not in field_names]
+        if unknown:
+            raise RegistryError(f"student_heads {unknown} are not heads of the model ({', '.join(field_names)})")
         if self.margin < 0 or self.tolerance < 0 or self.student_tolerance < 0:
             raise RegistryError(f"margin, tolerance and student_tolerance must be >= 0, got {self.margin}, "
                                 f"{self.tolerance} and {self.student_tolerance}")
@@ -83,15 +92,16 @@ def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | 
 
 
 def _decide_for_student(challenger: dict[str, float], champion: dict[str, float], policy: PromotionPolicy) -> PromotionDecision:
-    regressions = _head_regressions(challenger, champion, policy.student_tolerance)
+    held = {f"{head}_macro_f1" for head in policy.student_heads}
+    regressions = _head_regressions({k: v for k, v in challenger.items() if k in held}, champion, policy.student_tolerance)
+    regressions += _head_regressions({k: v for k, v in challenger.items() if k not in held}, champion, policy.tolerance)
+    rule = (f"{', '.join(policy.student_heads)} within {policy.student_tolerance:.4f} of the champion's macro-F1, "
+            f"every other head within {policy.tolerance:.4f}")
     if regressions:
-        return PromotionDecision(False, ["a student of the champion must keep every head within "
-                                         f"{policy.student_tolerance:.4f} of it", *regressions], challenger, champion)
-    key = policy.primary_metric
-    return PromotionDecision(True, [
-        f"a student of the champion, every head's macro-F1 within {policy.student_tolerance:.4f} of it "
-        f"({key} {challenger[key]:.4f} vs {champion[key]:.4f}: {challenger[key] - champion[key]:+.4f})"
-    ], challenger, champion)
+        return PromotionDecision(False, [f"a student of the champion must keep {rule}", *regressions], challenger, champion)
+    details = ", ".join(f"{head} {challenger[f'{head}_macro_f1'] - champion[f'{head}_macro_f1']:+.4f}"
+                        for head in policy.student_heads if f"{head}_macro_f1" in challenger and f"{head}_macro_f1" in champion)
+    return PromotionDecision(True, [f"a student of the champion: {rule} ({details})"], challenger, champion)
 
 
 def _head_regressions(challenger: dict[str, float], champion: dict[str, float], tolerance: float) -> list[str]:

@@ -111,6 +111,7 @@ def test_onnx_sessions_run_on_the_threads_asked_for(model_copy, exported):
 
     default = Predictor.load(str(model_copy), runtime="onnx-int8")
     assert default.backend.session.get_session_options().intra_op_num_threads == available_cores()
+    assert not default.backend.session.get_session_options().enable_cpu_mem_arena  # memory given back after a batch
     one = Predictor.load(str(model_copy), runtime="onnx-int8", threads=1)
     assert one.backend.session.get_session_options().intra_op_num_threads == 1
 

@@ -29,6 +29,10 @@ def inference_session(path: str | Path, threads: int | None = None):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No memory arena: the arena keeps the largest batch's activations for the life of the session
+    # (an e5 student's int8 session grew by 333 MB after one 64-post chunk, 35 MB without it), and
+    # malloc serves chunks of 8 about as fast (docs/BENCHMARKS.md, "The distilled student").
+    options.enable_cpu_mem_arena = False
     # Intra-op threads keep onnxruntime's default of spinning a moment after each run. Turned off
     # (session.intra_op.allow_spinning=0), MiniLM ran 3-7% slower in one process and, in the
     # service (two processes on 2 cores), single posts took about 2 ms less at p50 while 64-post

@@ -38,18 +38,15 @@ from training.evaluation.evaluate import evaluate_posts
 from training.fitting import train as training
 from training.fitting.domain_adaptation import adaptation_texts, read_extra_texts
 from training.fitting.training_data import TrainingData, check_validation_labels, prepare_training_data
-from training.inference.batching import length_sorted_batches
 from training.inference.model import IGNORE_LABEL, SmistaMultiHeadModel, drop_pooler, label_column, logits_key
 from training.inference.predict import Predictor
-from training.inference.torch_backend import load_torch_model
+from training.inference.torch_backend import TransformerBackend, load_torch_model
 from training.label_profile import read_reference
 from training.mlflow_access import MLFLOW_URI_PREFIXES, check_tracking_server, download_model, local_model_dir
 from training.recipe import TrainRecipe, resolve_tracking_uri
 from training.shipping.tracking import log_training_data, tracked_run
 
 TEACHER_PREFIX = "teacher_"
-# Probabilities are turned back into logits for the multi-label heads; kept off 0 and 1.
-PROBABILITY_FLOOR = 1e-6
 
 
 def teacher_column(field_name: str) -> str:
@@ -165,15 +162,7 @@ def build_student(teacher: Teacher, layers: Sequence[int], recipe: TrainRecipe, 
 
 def teacher_logits(teacher: Teacher, texts: Sequence[str], max_length: int, batch_size: int) -> dict[str, np.ndarray]:
     """field -> [texts, labels] logits of the teacher's transformer (no blend), rows in input order."""
-    model = teacher.model
-    result = {name: np.zeros((len(texts), len(model.config.heads[name]["labels"])), dtype=np.float32)
-              for name in model.config.field_names}
-    with torch.inference_mode():
-        for indices, batch in length_sorted_batches(teacher.tokenizer, texts, max_length, batch_size, "pt"):
-            output = model(**batch)
-            for name in model.config.field_names:
-                result[name][indices] = output[logits_key(name)].float().numpy()
-    return result
+    return TransformerBackend(teacher.model, teacher.tokenizer, max_length).logits(texts, batch_size)
 
 
 def perturbed_copies(texts: Sequence[str], copies: int, seed: int) -> list[str]:
@@ -218,11 +207,10 @@ def distillation_texts(recipe: TrainRecipe, data: TrainingData, extra_texts: Seq
     return texts, left_out
 
 
-def distillation_dataset(data: TrainingData, extra: Sequence[str], tokenizer, taxonomy: Taxonomy, max_length: int,
+def distillation_dataset(train: Dataset, extra: Sequence[str], tokenizer, taxonomy: Taxonomy, max_length: int,
                          logits: Mapping[str, np.ndarray]) -> Dataset:
-    """The training split (gold labels kept) followed by the unlabelled texts (every label
-    IGNORE_LABEL), tokenized, each row with the teacher's logits."""
-    train = training.tokenize_splits(data, tokenizer, taxonomy, max_length)["train"]
+    """The tokenized training split `train` (gold labels kept) followed by the unlabelled texts
+    (every label IGNORE_LABEL), each row with the teacher's logits."""
     columns = {key: list(train[key]) for key in train.column_names}
     if extra:
         encoded = tokenizer(list(extra), truncation=True, max_length=max_length)
@@ -298,7 +286,7 @@ def teacher_labelled_splits(recipe: TrainRecipe, data: TrainingData, teacher: Te
     print(f"Teacher labelled {len(data.texts('train')) + len(extra)} texts in {time.perf_counter() - started:.0f} s", flush=True)
     mlflow.log_metrics({"distillation_unlabelled_texts": len(extra), "distillation_left_out_texts": left_out})
     tokenized = training.tokenize_splits(data, teacher.tokenizer, data.taxonomy, max_length)
-    tokenized["train"] = distillation_dataset(data, extra, teacher.tokenizer, data.taxonomy, max_length, logits)
+    tokenized["train"] = distillation_dataset(tokenized["train"], extra, teacher.tokenizer, data.taxonomy, max_length, logits)
     return tokenized
 
 

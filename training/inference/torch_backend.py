@@ -10,7 +10,7 @@ import torch
 from transformers import AutoTokenizer
 
 from training.inference.batching import length_sorted_batches
-from training.inference.model import SmistaMultiHeadModel
+from training.inference.model import SmistaMultiHeadModel, logits_key
 
 
 class TransformerBackend:
@@ -24,14 +24,21 @@ class TransformerBackend:
         self.max_length = max_length
 
     def probabilities(self, texts: Sequence[str], batch_size: int) -> dict[str, np.ndarray]:
+        return self._per_head(texts, batch_size, self.model.probabilities)
+
+    def logits(self, texts: Sequence[str], batch_size: int) -> dict[str, np.ndarray]:
+        """field -> [texts, labels] raw logits, rows in input order (what a distillation student learns from)."""
+        return self._per_head(texts, batch_size, lambda output: {name: output[logits_key(name)] for name in self.model.config.field_names})
+
+    def _per_head(self, texts: Sequence[str], batch_size: int, read) -> dict[str, np.ndarray]:
+        """field -> [texts, labels] of `read(model output)`, batch by batch, rows in input order."""
         config = self.model.config
         result = {name: np.zeros((len(texts), len(config.heads[name]["labels"])), dtype=np.float32) for name in config.field_names}
         device = next(self.model.parameters()).device
         with torch.inference_mode():
             for indices, batch in length_sorted_batches(self.tokenizer, texts, self.max_length, batch_size, "pt"):
                 batch = {key: value.to(device) for key, value in batch.items()}
-                probabilities = self.model.probabilities(self.model(**batch))
-                for name, values in probabilities.items():
+                for name, values in read(self.model(**batch)).items():
                     result[name][indices] = values.float().cpu().numpy()
         return result
 

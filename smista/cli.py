@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="<group>")
     for module in COMMAND_MODULES:
-        getattr(module, "register_all", module.register)(groups)
+        module.register(groups)
     return parser
 
 

@@ -16,6 +16,13 @@ def register(groups: argparse._SubParsersAction) -> None:
         "logged to MLflow and registered. Runs unchanged under `torchrun --nproc_per_node N -m smista train ...`.",
     )
     command.add_argument("--recipe", required=True, help="Recipe YAML, e.g. configs/train/default.yaml or configs/train/baseline.yaml.")
+    add_run_flags(command)
+    command.set_defaults(handler="smista.train_handlers.cmd_train")
+    register_distill(groups)
+
+
+def add_run_flags(command: argparse.ArgumentParser) -> None:
+    """--set, --tracking-uri and --no-register: how any training run's recipe is overridden and logged."""
     command.add_argument(
         "--set",
         action="append",
@@ -25,7 +32,6 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     command.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: recipe, $MLFLOW_TRACKING_URI, sqlite:///mlruns/mlflow.db).")
     command.add_argument("--no-register", action="store_true", help="Log the run but do not add a registry version.")
-    command.set_defaults(handler="smista.train_handlers.cmd_train")
 
 
 def register_distill(groups: argparse._SubParsersAction) -> None:
@@ -42,13 +48,5 @@ def register_distill(groups: argparse._SubParsersAction) -> None:
     command.add_argument("--recipe", default="configs/train/distill.yaml", help="Recipe of kind distillation (default: configs/train/distill.yaml).")
     command.add_argument("--layers", default=None, metavar="I,J,...",
                          help="Teacher layers (0-based) the student keeps, e.g. 2,5,8,11 (default: the recipe's).")
-    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="Override a recipe field, dotted, value read as YAML; repeatable.")
-    command.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: recipe, $MLFLOW_TRACKING_URI, sqlite:///mlruns/mlflow.db).")
-    command.add_argument("--no-register", action="store_true", help="Log the run but do not add a registry version.")
+    add_run_flags(command)
     command.set_defaults(handler="smista.train_handlers.cmd_distill")
-
-
-def register_all(groups: argparse._SubParsersAction) -> None:
-    register(groups)
-    register_distill(groups)

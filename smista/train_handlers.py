@@ -31,7 +31,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         overrides.append(f"distillation.layers=[{args.layers}]")
     recipe: TrainRecipe = load_recipe(args.recipe, overrides)
     if recipe.kind != "distillation":
-        raise_kind(args.recipe, recipe.kind)
+        raise RecipeError(f"smista distill: recipe {args.recipe} is of kind {recipe.kind!r}; give a recipe of kind "
+                          f"distillation (e.g. configs/train/distill.yaml), or train it with `smista train --recipe {args.recipe}`")
     report(distill(recipe))
     return 0
 
@@ -49,11 +50,6 @@ def quoted(value: str) -> str:
     """A command-line value as a YAML string: overrides are read as YAML, where a value such as
     "models:/x@y" could read as something else. A JSON string is a YAML string."""
     return json.dumps(value)
-
-
-def raise_kind(path: str, kind: str) -> None:
-    raise RecipeError(f"smista distill: recipe {path} is of kind {kind!r}; give a recipe of kind distillation "
-                      f"(e.g. configs/train/distill.yaml), or train it with `smista train --recipe {path}`")
 
 
 def report(result) -> None:
